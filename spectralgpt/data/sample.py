@@ -31,3 +31,13 @@ class Sample:
     source: str = ""
     split: str | None = None
     meta: dict = field(default_factory=dict)
+
+
+class BadSample(ValueError):
+    """A sample that cannot be used; `reason` is a short machine-readable code, the message says why."""
+
+    def __init__(self, reason: str, message: str, source: str = "", sample_id: str = ""):
+        super().__init__(f"{reason}: {message}" + (f" ({source})" if source else ""))
+        self.reason = reason
+        self.source = source
+        self.sample_id = sample_id
