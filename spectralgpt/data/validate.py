@@ -91,20 +91,21 @@ def check_sample(
             bad(Reason.WRONG_SIZE, f"image is {img.shape[-2]}x{img.shape[-1]}, expected {hw[0]}x{hw[1]}")
     if sample.image2 is not None and sample.image2.shape != img.shape:
         bad(Reason.WRONG_SIZE, f"second date shape {sample.image2.shape} != image shape {img.shape}")
-    if dtype is not None:
-        allowed = _dtypes(dtype)
-        if img.dtype not in allowed:
-            bad(Reason.WRONG_DTYPE, f"dtype {img.dtype}, expected {' or '.join(str(d) for d in allowed)}")
     for name, a in (("image", img), ("image2", sample.image2)):
         if a is not None and np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             n = int((~np.isfinite(a)).sum())
             bad(Reason.NAN_INF, f"{name} has {n} NaN/inf value(s)")
+    if dtype is not None:
+        allowed = _dtypes(dtype)
+        if img.dtype not in allowed:
+            bad(Reason.WRONG_DTYPE, f"dtype {img.dtype}, expected {' or '.join(str(d) for d in allowed)}")
     nd = nodata if nodata is not None else sample.meta.get("nodata")
     nd = 0 if nd is None else nd
     if img.size and (np.isnan(img).all() if np.isnan(nd) else (img == nd).all()):
         bad(Reason.ALL_NODATA, f"every pixel equals the nodata value {nd}")
     if img.size and all(band.min() == band.max() for band in img):
-        bad(Reason.CONSTANT, "every band is spatially constant (values " + str([band.flat[0] for band in img][:4]) + ")")
+        values = [band.flat[0].item() for band in img[:4]]
+        bad(Reason.CONSTANT, f"every band is spatially constant (first values {values})")
     _check_label(sample, bad)
     return sample
 

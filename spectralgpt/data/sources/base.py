@@ -101,10 +101,13 @@ class SourceDataset:
         self.options = {**self.OPTIONS, **options}
         entries = sorted(self._index(), key=lambda e: (e.id, e.path))
         seen: dict[str, str] = {}
-        for e in entries:
-            if e.id in seen and e.error is None:
+        for e in entries:  # the first error-free entry of an id keeps it; later ones are duplicates
+            if e.error is not None:
+                continue
+            if e.id in seen:
                 e.error = (Reason.DUPLICATE_ID, f"id {e.id!r} occurs more than once (first: {seen[e.id]})")
-            seen.setdefault(e.id, e.path)
+            else:
+                seen[e.id] = e.path
         self._entries: list[Entry] = entries
         log.debug("%s: %d samples listed under %s (split=%s)", self.kind, len(entries), self.root, self.split)
 
