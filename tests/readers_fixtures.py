@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import tarfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.transform import from_origin
+import rasterio.errors
+
+from rasterio.transform import Affine
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -21,6 +24,11 @@ EUROSAT_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B
 ESA_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 BEN_FILES = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A")
 RES = {"B1": 60, "B9": 60, "B10": 60, "B2": 10, "B3": 10, "B4": 10, "B8": 10}  # others 20 m
+
+
+def from_origin(west, north, xres, yres):
+    """Like rasterio.transform.from_origin, without its affine deprecation warning."""
+    return Affine(xres, 0.0, west, 0.0, -yres, north)
 
 
 def band_value(name: str) -> int:
@@ -41,7 +49,10 @@ def write_tif(path, array, *, crs=UTM, transform=None, descriptions=None, nodata
         prof.update(crs=crs, transform=transform or from_origin(500000, 5000000, 10, 10))
     if nodata is not None:
         prof["nodata"] = nodata
-    with rasterio.open(path, "w", **prof) as dst:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        dst = rasterio.open(path, "w", **prof)
+    with dst:
         dst.write(a.astype(dtype))
         for i, d in enumerate(descriptions or ()):
             dst.set_band_description(i + 1, d)
@@ -80,7 +91,7 @@ def make_ben_patch(root, name, labels=("Pastures",), size=120, skip=(), origin=(
     return d
 
 
-def make_oscd_city(root, city, size=40, cm="tif", changed=((1, 2), (3, 4))):
+def make_oscd_city(root, city, size=60, cm="tif", changed=((1, 2), (3, 4))):
     """An OSCD city: imgs_1 / imgs_2 with 13 band files each (different prefixes) and a change mask."""
     d = Path(root) / city
     for date, prefix in (("imgs_1", f"S2A_{city}_20160101"), ("imgs_2", f"T31_{city}_20170101")):
@@ -99,9 +110,11 @@ def make_oscd_city(root, city, size=40, cm="tif", changed=((1, 2), (3, 4))):
         write_tif(d / "cm" / f"{city}-cm.tif", mask + 1, crs=None)  # 1 = no change, 2 = change
     elif cm == "png":
         (d / "cm").mkdir(parents=True, exist_ok=True)
-        with rasterio.open(d / "cm" / "cm.png", "w", driver="PNG", height=size, width=size, count=1,
-                           dtype="uint8") as dst:
-            dst.write(mask[None] * 255)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(d / "cm" / "cm.png", "w", driver="PNG", height=size, width=size, count=1,
+                               dtype="uint8") as dst:
+                dst.write(mask[None] * 255)
     return d
 
 

@@ -70,6 +70,7 @@ __all__ = [
     "read_multiband",
     "read_onto_grid",
     "vsitar",
+    "window_transform",
 ]
 
 #: 10 m bands, in the order they are preferred as the reference grid.
@@ -336,7 +337,7 @@ def read_multiband(
             arr = _read(src, path, indexes=[names.index(b) + 1 for b in want], window=window)
         crs, transform = _georef(src)
         if window is not None:
-            transform = src.window_transform(window)
+            transform = window_transform(src.transform, window)
         return Raster(
             arr,
             tuple(want),
@@ -359,7 +360,14 @@ def grid_of(path: str | os.PathLike, window: Window | None = None) -> Grid:
         if window is None:
             return Grid(crs, transform, src.height, src.width)
         window = Window(*(int(round(v)) for v in (window.col_off, window.row_off, window.width, window.height)))
-        return Grid(crs, src.window_transform(window), int(window.height), int(window.width))
+        return Grid(crs, window_transform(transform, window), int(window.height), int(window.width))
+
+
+def window_transform(transform: Affine, window: Window) -> Affine:
+    """Affine transform of `window` within a grid of `transform` (same as rasterio's, without its warnings)."""
+    a, b, c, d, e, f = transform[:6]
+    x, y = window.col_off, window.row_off
+    return Affine(a, b, c + a * x + b * y, d, e, f + d * x + e * y)
 
 
 def _has_georef(src) -> bool:

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+import rasterio.errors
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readers_fixtures import EUROSAT_ORDER, band_value, make_tar, stack, write_tif  # noqa: E402
+from readers_fixtures import EUROSAT_ORDER, band_value, from_origin, make_tar, stack, write_tif  # noqa: E402
 
 from spectralgpt.data.sample import BadSample  # noqa: E402
 from spectralgpt.io import raster  # noqa: E402
@@ -105,6 +105,7 @@ def test_band_files_window_and_cubic(tmp_path):
     assert cub.array.shape == (1, 60, 60) and cub.meta["resampling"] == "cubic"
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # rasterio's boundless read internals
 def test_grid_partly_outside_a_band_is_filled(tmp_path):
     a = np.full((30, 30), 500, np.uint16)
     p = write_tif(tmp_path / "b5.tif", a, transform=from_origin(400000, 5000000, 20, 20))
@@ -174,8 +175,9 @@ def test_missing_file(tmp_path):
 
 def test_png_is_not_a_geotiff_but_is_a_valid_mask(tmp_path):
     p = tmp_path / "cm.png"
-    with rasterio.open(p, "w", driver="PNG", height=4, width=4, count=1, dtype="uint8") as d:
-        d.write(np.full((1, 4, 4), 255, np.uint8))
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):
+        with rasterio.open(p, "w", driver="PNG", height=4, width=4, count=1, dtype="uint8") as d:
+            d.write(np.full((1, 4, 4), 255, np.uint8))
     with pytest.raises(BadSample) as e:
         raster.read_multiband(p, band_order=("B2",))
     assert e.value.reason == "not_geotiff"

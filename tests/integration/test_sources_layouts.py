@@ -63,7 +63,7 @@ def test_oscd_png_mask_and_lists(tmp_path):
     assert tr.ids == ["alpha"] and te.ids == ["beta"]
     a, b = tr[0], te[0]
     assert a.label.sum() == 3 and b.label.sum() == 2 and a.label.dtype == np.uint8
-    assert a.image.shape == a.image2.shape == (12, 40, 40)
+    assert a.image.shape == a.image2.shape == (12, 60, 60)
     assert [int(np.median(x)) for x in a.image] == [band_value(x) for x in PRETRAIN_BANDS]
     assert [int(np.median(x)) for x in a.image2] == [band_value(x) + 1 for x in PRETRAIN_BANDS]
     assert a.crs.to_epsg() == 4326 and a.transform.a == pytest.approx(1e-4)
