@@ -166,3 +166,30 @@ def test_errors_for_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown Sentinel-2 band"):
         load_dataset("eurosat", tmp_path, bands=("B2", "B13"))
     assert os.listdir(tmp_path) == []
+
+
+def test_oscd_second_date_on_another_grid_is_read_onto_date_1(tmp_path):
+    import rasterio
+
+    from readers_fixtures import from_origin
+
+    make_oscd_city(tmp_path, "gamma")
+    # date 2 re-written one 10 m pixel further east/south and bigger: it must be windowed onto date 1's grid
+    for f in sorted((tmp_path / "gamma" / "imgs_2").glob("*.tif")):
+        with rasterio.open(f) as src:
+            a, t = src.read(1), src.transform
+        big = np.pad(a, ((0, 3), (0, 3)), mode="edge")
+        big[:, -3:] = 0
+        write_tif(f, big, crs="EPSG:4326", transform=from_origin(t.c - 1e-4, t.f + 1e-4, t.a, -t.e))
+    s = load_dataset("oscd", tmp_path, bands=("B2", "B5", "B1"))[0]
+    assert s.image2.shape == s.image.shape == (3, 60, 60)
+    assert [int(np.median(x)) for x in s.image2] == [201, 501, 101]
+    assert s.image2[0, 0, 0] == 201 and s.image[0, 0, 0] == 203  # date 1's marked pixel; date 2 shifted by one
+
+
+def test_all_bands_when_bands_is_none(tmp_path):
+    make_eurosat(tmp_path, ("Forest",), n=1, size=8)
+    s = load_dataset("eurosat", tmp_path, bands=None)[0]
+    assert s.bands == ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B8A")
+    make_ben_patch(tmp_path / "ben", "P")
+    assert load_dataset("bigearthnet", tmp_path / "ben", bands=None)[0].image.shape == (12, 120, 120)

@@ -29,7 +29,8 @@ def load_dataset(kind: str, root, split: str | None = None, bands=PRETRAIN_BANDS
     """A lazy sequence of `Sample`s of dataset `kind` under `root`.
 
     kind: one of eurosat, bigearthnet, oscd, sen1floods11, segmunich, fmow, folder.
-    split: None (all), 'train', 'val' ('valid'), 'test'. bands: output band order, selected by name.
+    split: None (all), 'train', 'val' ('valid'), 'test'. bands: output band order, selected by name (None: every
+        band the source has, in the file's order; ESA order for per-band layouts).
     options: reader-specific (see each module), e.g. fill_missing='mean' (segmunich), csv=... (fmow),
         band_order=[...] (folder, segmunich), resampling='cubic' (bigearthnet, oscd).
     """

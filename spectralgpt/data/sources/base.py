@@ -97,7 +97,7 @@ class SourceDataset:
         if not os.path.exists(self.root):
             raise FileNotFoundError(f"{self.kind}: dataset root {self.root} does not exist")
         self.split = normalize_split(split)
-        self.bands = canonical_list(bands)
+        self.bands = None if bands is None else canonical_list(bands)  # None: every band, source order
         self.options = {**self.OPTIONS, **options}
         entries = sorted(self._index(), key=lambda e: (e.id, e.path))
         seen: dict[str, str] = {}
