@@ -41,3 +41,27 @@ class BadSample(ValueError):
         self.reason = reason
         self.source = source
         self.sample_id = sample_id
+
+
+class Reason:
+    """The reason codes a `BadSample` carries (one per kind of problem; the quarantine report counts them)."""
+
+    TRUNCATED = "truncated"  # a GeoTIFF that starts like one but cannot be read to the end (truncated/corrupt)
+    NOT_GEOTIFF = "not_geotiff"  # not a (Geo)TIFF at all: a text file, an HTML error page, a PNG named .tif
+    UNREADABLE = "unreadable"  # any other I/O failure (permissions, a broken archive, an unexpected error)
+    MISSING_FILE = "missing_file"  # a listed file (or a label file) does not exist
+    MISSING_BANDS = "missing_bands"  # a requested band is absent, or band names cannot be determined
+    WRONG_SIZE = "wrong_size"  # unexpected height/width, or image/label/second-date shapes disagree
+    WRONG_DTYPE = "wrong_dtype"  # unexpected pixel data type
+    NAN_INF = "nan_inf"  # NaN or infinite pixel values
+    ALL_NODATA = "all_nodata"  # every pixel is the nodata value
+    CONSTANT = "constant"  # every band is spatially constant (no information)
+    BAD_LABEL = "bad_label"  # the label cannot be read or parsed (bad JSON, unreadable mask, bad CSV field)
+    UNKNOWN_LABEL = "unknown_label"  # a class name / mask value outside the dataset's nomenclature
+    DUPLICATE_ID = "duplicate_id"  # the same sample id occurs twice
+    OUTSIDE_ROOT = "outside_root"  # a list/CSV entry points outside the dataset root (e.g. '../')
+
+    ALL: tuple[str, ...] = (
+        TRUNCATED, NOT_GEOTIFF, UNREADABLE, MISSING_FILE, MISSING_BANDS, WRONG_SIZE, WRONG_DTYPE, NAN_INF,
+        ALL_NODATA, CONSTANT, BAD_LABEL, UNKNOWN_LABEL, DUPLICATE_ID, OUTSIDE_ROOT,
+    )

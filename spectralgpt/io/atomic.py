@@ -1,4 +1,7 @@
-"""Atomic file writes: write to a temporary name in the same folder, fsync, then rename over the target."""
+"""Atomic file writes: write to a temporary name in the target folder, fsync, then rename over the target.
+
+A reader never sees a half-written file, and an interrupted write leaves the previous version intact.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,34 @@ import tempfile
 from pathlib import Path
 
 
+def _temp_beside(path: str | os.PathLike) -> tuple[int, str]:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs):
+    """Open a temporary file beside `path`; on success it is renamed to `path`, on error removed."""
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Yield a temporary path beside `path` for writers that take a file name (torch.save, safetensors,
+    rasterio); on success it is fsynced and renamed to `path`, on error removed."""
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -26,6 +51,8 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:
+    """Write `text` to `path` atomically; returns the path."""
+    with atomic_open(path, "w", encoding=encoding, newline="") as f:
+        f.write(text)
+    return os.fspath(path)

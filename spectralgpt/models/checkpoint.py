@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from spectralgpt.io.atomic import atomic_path, write_text
+from spectralgpt.io.atomic import atomic_path, atomic_write_text
 from spectralgpt.models import pos_embed
 from spectralgpt.models.config import ModelConfig
 from spectralgpt.models.registry import build_model
@@ -159,7 +159,7 @@ def save_model(model: nn.Module, directory: str | Path, normalization: dict | No
         save_file(tensors, str(tmp), metadata={"format": "spectralgpt", "kind": cfg.kind})
     meta = {"format": "spectralgpt", "format_version": FORMAT_VERSION, "model": cfg.model_dump(mode="json"),
             "bands": list(cfg.bands), "normalization": normalization, "extra": extra or {}}
-    write_text(directory / CONFIG, json.dumps(meta, indent=2))
+    atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2))
     return directory
 
 

@@ -1,0 +1,166 @@
+"""What every dataset reader shares: a lazy, picklable, index-stable sequence of samples, splits, list files.
+
+A reader's constructor only *lists* the dataset (directory listings, split files, CSVs); pixels, labels and JSON
+are read in `__getitem__`, so a dataset object is cheap to pickle and a process pool can read disjoint index
+ranges in parallel. Problems found while listing (a split-list entry escaping the root, a duplicate id, a file in
+an unknown class folder) are recorded on the entry and raised as `BadSample` when that index is read, so the
+index stays stable and `validate.scan` can quarantine them like any unreadable file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+
+from spectralgpt.bands import PRETRAIN_BANDS, canonical_list
+from spectralgpt.data.sample import BadSample, Reason, Sample
+
+log = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+#: Fractions of the deterministic hash split used when a dataset ships no split files: train / val / test.
+HASH_SPLIT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+
+def normalize_split(split: str | None) -> str | None:
+    """None (all samples) or one of train/val/test ('valid' and 'validation' mean 'val')."""
+    if split is None:
+        return None
+    s = _SPLIT_ALIASES.get(str(split).strip().lower())
+    if s is None:
+        raise ValueError(f"split={split!r} is not supported; allowed: None, train, val (or valid), test")
+    return s
+
+
+def hash_split(sample_id: str, fractions: tuple[float, float, float] = HASH_SPLIT_FRACTIONS) -> str:
+    """Deterministic split of an id from a stable hash (SHA-1 of the UTF-8 id), independent of the machine,
+    the Python hash seed and the other ids: `fractions` of ids go to train / val / test (default 80/10/10)."""
+    h = int.from_bytes(hashlib.sha1(sample_id.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    if h < fractions[0]:
+        return "train"
+    if h < fractions[0] + fractions[1]:
+        return "val"
+    return "test"
+
+
+def resolve_in_root(root: str, rel: str) -> tuple[str, tuple[str, str] | None]:
+    """Join a list-file entry onto the dataset root; (path, error) where error is set when it escapes the root.
+
+    The check is lexical (normpath, not realpath) on purpose: a dataset whose files are symlinks into a DVC cache
+    is fine; an entry such as '../x.tif' or '/etc/x.tif' is not.
+    """
+    rel = rel.strip()
+    path = os.path.normpath(os.path.join(root, rel))
+    if os.path.isabs(rel) or os.path.commonpath([root, path]) != root:
+        return path, (Reason.OUTSIDE_ROOT, f"list entry {rel!r} points outside the dataset root {root}")
+    return path, None
+
+
+def read_list(path: str) -> list[str]:
+    """Non-empty, stripped lines of a list file ('#' starts a comment line)."""
+    with open(path, encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+@dataclass
+class Entry:
+    """One listed sample: its id, the file/folder it lives in, reader-specific info, and a deferred error."""
+
+    id: str
+    path: str
+    split: str | None = None
+    info: dict = field(default_factory=dict)
+    error: tuple[str, str] | None = None
+
+
+class SourceDataset:
+    """Base class: subclasses implement `_index()` (list entries) and `_read(entry)` (read one sample).
+
+    `ds[i]` reads sample i from disk; `len(ds)`; `ds.ids` (sorted, deterministic); iterating yields samples
+    (and raises `BadSample` at a bad one: use `spectralgpt.data.validate.scan` to skip and report them).
+    """
+
+    kind: str = ""
+    #: allowed keyword options and their defaults
+    OPTIONS: dict = {}
+
+    def __init__(self, root, split=None, bands=PRETRAIN_BANDS, **options):
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            allowed = ", ".join(sorted(self.OPTIONS)) or "none"
+            raise TypeError(f"{self.kind}: unknown option(s) {', '.join(unknown)}; allowed: {allowed}")
+        self.root = os.path.abspath(os.fspath(root))
+        if not os.path.exists(self.root):
+            raise FileNotFoundError(f"{self.kind}: dataset root {self.root} does not exist")
+        self.split = normalize_split(split)
+        self.bands = None if bands is None else canonical_list(bands)  # None: every band, source order
+        self.options = {**self.OPTIONS, **options}
+        entries = sorted(self._index(), key=lambda e: (e.id, e.path))
+        seen: dict[str, str] = {}
+        for e in entries:  # the first error-free entry of an id keeps it; later ones are duplicates
+            if e.error is not None:
+                continue
+            if e.id in seen:
+                e.error = (Reason.DUPLICATE_ID, f"id {e.id!r} occurs more than once (first: {seen[e.id]})")
+            else:
+                seen[e.id] = e.path
+        self._entries: list[Entry] = entries
+        log.debug("%s: %d samples listed under %s (split=%s)", self.kind, len(entries), self.root, self.split)
+
+    # -- to implement ---------------------------------------------------------------------------------
+    def _index(self) -> list[Entry]:
+        raise NotImplementedError
+
+    def _read(self, entry: Entry) -> Sample:
+        raise NotImplementedError
+
+    # -- helpers for subclasses ------------------------------------------------------------------------
+    def _split_of(self, sample_id: str) -> str:
+        return hash_split(sample_id)
+
+    def _keep(self, split: str | None) -> bool:
+        return self.split is None or split == self.split
+
+    # -- the sequence protocol ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, i) -> Sample:
+        if not isinstance(i, (int,)) and not hasattr(i, "__index__"):
+            raise TypeError(f"{type(self).__name__} indices must be integers, not {type(i).__name__}")
+        i = i.__index__()
+        if i < 0:
+            i += len(self._entries)
+        if not 0 <= i < len(self._entries):
+            raise IndexError(f"index {i} out of range for {len(self._entries)} samples")
+        e = self._entries[i]
+        if e.error is not None:
+            raise BadSample(e.error[0], e.error[1], e.path, e.id)
+        try:
+            sample = self._read(e)
+        except BadSample as b:
+            if not b.sample_id:
+                b.sample_id = e.id
+            if not b.source:
+                b.source = e.path
+            raise
+        return sample
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    @property
+    def ids(self) -> list[str]:
+        return [e.id for e in self._entries]
+
+    def source(self, i: int) -> str:
+        """The file or folder sample i is read from (for reports), without reading it."""
+        return self._entries[i].path
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={self.root!r}, split={self.split!r}, n={len(self)}, bands={self.bands})"

@@ -1,0 +1,113 @@
+"""check_sample, the Quarantine report and scan on in-memory samples."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spectralgpt.data import BadSample, Quarantine, QuarantineError, Sample, check_sample, scan
+from spectralgpt.data.sample import Reason
+from spectralgpt.io.atomic import atomic_open, atomic_write_text
+from spectralgpt.io.raster import fill_missing_bands, iter_windows
+
+BANDS = ("B2", "B3", "B4")
+
+
+def _sample(image=None, sid="s", **kw):
+    if image is None:
+        image = np.random.default_rng(0).integers(1, 1000, (3, 8, 8)).astype(np.uint16)
+    return Sample(id=sid, image=image, bands=kw.pop("bands", BANDS), source=f"/d/{sid}.tif", **kw)
+
+
+def _reason(s, **checks):
+    with pytest.raises(BadSample) as e:
+        check_sample(s, **checks)
+    assert e.value.sample_id == s.id and e.value.source == s.source
+    return e.value.reason
+
+
+def test_check_sample_accepts_a_good_sample():
+    s = _sample(label=np.zeros((8, 8), np.int64), image2=np.ones((3, 8, 8), np.uint16))
+    assert check_sample(s, bands=BANDS, size=8, dtype="uint16") is s
+    check_sample(s, size=(8, 8), dtype=("uint16", "int16"))
+
+
+def test_check_sample_reasons():
+    good = _sample().image
+    assert _reason(_sample(), bands=("B2", "B3", "B8")) == Reason.MISSING_BANDS
+    assert _reason(_sample(), size=16) == Reason.WRONG_SIZE
+    assert _reason(_sample(good[:2])) == Reason.WRONG_SIZE  # 2 planes, 3 band names
+    assert _reason(_sample(image2=good[:, :4])) == Reason.WRONG_SIZE
+    assert _reason(_sample(label=np.zeros((4, 4)))) == Reason.WRONG_SIZE
+    assert _reason(_sample(), dtype="int16") == Reason.WRONG_DTYPE
+    f = good.astype(np.float32)
+    f[0, 0, 0] = np.inf
+    assert _reason(_sample(f)) == Reason.NAN_INF
+    assert _reason(_sample(np.zeros((3, 8, 8), np.uint16))) == Reason.ALL_NODATA
+    assert _reason(_sample(np.full((3, 8, 8), -9999, np.int16), meta={"nodata": -9999})) == Reason.ALL_NODATA
+    assert _reason(_sample(np.full((3, 8, 8), 7, np.uint16))) == Reason.CONSTANT
+    assert _reason(_sample(label=np.array([0, 2, 1], np.float32))) == Reason.BAD_LABEL
+
+
+def test_quarantine_reports_are_written_atomically_and_read_back(tmp_path):
+    q = Quarantine(total=10, name="demo")
+    q.add("a", "/d/a.tif", Reason.TRUNCATED, "half a file")
+    q.add("b", "/d/b.tif", Reason.TRUNCATED, "half a file, with a comma")
+    q.add_error(BadSample(Reason.NAN_INF, "NaN", "/d/c.tif", "c"))
+    assert q.counts() == {"nan_inf": 1, "truncated": 2} and q.bad_fraction == pytest.approx(0.3)
+    p = q.to_json(tmp_path / "r" / "q.json")
+    q.to_csv(tmp_path / "r" / "q.csv")
+    assert json.loads(open(p).read())["counts"] == {"nan_inf": 1, "truncated": 2}
+    back = Quarantine.from_json(p)
+    assert [(r.id, r.reason) for r in back] == [("a", "truncated"), ("b", "truncated"), ("c", "nan_inf")]
+    assert "with a comma" in (tmp_path / "r" / "q.csv").read_text()
+    q.fail_if_over(0.3)
+    with pytest.raises(QuarantineError, match=r"3 bad of 10 .*truncated=2.*report: .*q.json"):
+        q.fail_if_over(0.2)
+    assert sorted(x.name for x in (tmp_path / "r").iterdir()) == ["q.csv", "q.json"]
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    p = tmp_path / "x.txt"
+    atomic_write_text(p, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(p) as f:
+            f.write("new, half")
+            raise RuntimeError("interrupted")
+    assert p.read_text() == "old" and [x.name for x in tmp_path.iterdir()] == ["x.txt"]
+
+
+class _Flaky:
+    """A plain sequence (no ids/source): one duplicate, one BadSample, one unexpected error."""
+
+    def __init__(self):
+        self.items = [_sample(sid="a"), _sample(sid="b"), _sample(sid="a"), "bad", "boom", _sample(sid="c")]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        x = self.items[i]
+        if x == "bad":
+            raise BadSample(Reason.MISSING_FILE, "gone", "/d/gone.tif", "g")
+        if x == "boom":
+            raise ZeroDivisionError("a bug in a reader")
+        return x
+
+
+def test_scan_keeps_going_on_any_sequence():
+    good, q = scan(_Flaky(), max_bad_fraction=None)
+    assert good == [0, 1, 5]
+    assert [(r.id, r.reason) for r in q] == [("a", "duplicate_id"), ("g", "missing_file"), ("4", "unreadable")]
+    assert "ZeroDivisionError" in q.records[-1].message
+    with pytest.raises(QuarantineError):
+        scan(_Flaky(), max_bad_fraction=0.1)
+
+
+def test_fill_missing_and_windows():
+    a = np.stack([np.full((2, 2), v, np.int16) for v in (1, 2, 4)])
+    out = fill_missing_bands(a, ("B2", "B3", "B4"), ("B1", "B4"))
+    assert out[:, 0, 0].tolist() == [2, 4] and out.dtype == np.int16
+    wins = list(iter_windows(100, 50, 32, stride=16))
+    assert {(w.row_off, w.col_off) for w in wins} >= {(68, 18), (0, 0)}
+    assert all(w.row_off + w.height <= 100 and w.col_off + w.width <= 50 for w in wins)
