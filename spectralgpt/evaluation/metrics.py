@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -223,6 +224,13 @@ class TaskMetrics:
         return fn(preds) if inputs == "logits" else preds
 
 
+def _collection(metrics: dict[str, Metric], groups: list[list[str]]) -> MetricCollection:
+    """A MetricCollection whose shared states are declared, never inferred: torchmetrics' automatic grouping
+    compares states after the first batch and can merge metrics that only coincide there (top-1 and top-5
+    accuracy on a batch of one), silently reporting one metric's value for the other."""
+    return MetricCollection(metrics, compute_groups=groups)
+
+
 def _remap_ignore(target: torch.Tensor, ignore: tuple[int, ...]) -> torch.Tensor:
     target = target.long()
     if ignore:
@@ -261,7 +269,7 @@ class ClassificationMetrics(TaskMetrics):
         }
         if self.top_k:
             metrics[f"top{self.top_k}_accuracy"] = MulticlassAccuracy(average="micro", top_k=self.top_k, **kw)
-        self._metrics = MetricCollection(metrics)
+        self._metrics = _collection(metrics, [["kappa", "confusion_matrix"]])
 
     def _prepare(self, preds, target):
         if preds.ndim != 2 or preds.shape[1] != self.num_classes or not preds.is_floating_point():
@@ -332,7 +340,7 @@ class MultilabelMetrics(TaskMetrics):
         }
         if map_per_batch:
             metrics["micro_map_per_batch"] = _BatchWeightedMicroAP(num_classes)
-        self._metrics = MetricCollection(metrics)
+        self._metrics = _collection(metrics, [["micro_map", "per_class_ap"]])
 
     def _prepare(self, preds, target):
         if preds.ndim != 2 or preds.shape[1] != self.num_classes or not preds.is_floating_point():
@@ -349,7 +357,10 @@ class MultilabelMetrics(TaskMetrics):
         return super().confusion_matrix()
 
     def _compute(self):
-        out = self._metrics.compute()
+        with warnings.catch_warnings():
+            # a class without positives: handled below (its AP is reported as undefined)
+            warnings.filterwarnings("ignore", message="No positive samples found in target")
+            out = self._metrics.compute()
         stats = out["stat_scores"]  # (C, 5): tp, fp, tn, fn, support
         support = stats[:, 4]
         per_class_ap = torch.where(support > 0, out["per_class_ap"].double(), torch.nan)
@@ -426,13 +437,14 @@ class SegmentationMetrics(TaskMetrics):
         self.background_class = background_class
         self.miou_plain_mean = miou_plain_mean
         kw = dict(num_classes=num_classes, ignore_index=_INTERNAL_IGNORE, validate_args=validate_args)
-        self._metrics = MetricCollection(
+        self._metrics = _collection(
             {
                 "overall_accuracy": MulticlassAccuracy(average="micro", **kw),
                 "per_class_iou": MulticlassJaccardIndex(average="none", zero_division=float("nan"), **kw),
                 "per_class_f1": MulticlassF1Score(average="none", **kw),
                 "confusion_matrix": MulticlassConfusionMatrix(**kw),
-            }
+            },
+            [["per_class_iou", "confusion_matrix"]],
         )
 
     def _prepare(self, preds, target):
@@ -524,7 +536,7 @@ class ChangeMetrics(TaskMetrics):
         self.inputs = inputs
         self.zero_division = float(zero_division)
         kw = dict(ignore_index=_INTERNAL_IGNORE, validate_args=validate_args)
-        self._metrics = MetricCollection(
+        self._metrics = _collection(
             {
                 "precision": BinaryPrecision(**kw),
                 "recall": BinaryRecall(**kw),
@@ -533,7 +545,8 @@ class ChangeMetrics(TaskMetrics):
                 "overall_accuracy": BinaryAccuracy(**kw),
                 "kappa": BinaryCohenKappa(**kw),
                 "confusion_matrix": BinaryConfusionMatrix(**kw),
-            }
+            },
+            [["precision", "recall", "f1", "overall_accuracy"], ["iou", "kappa", "confusion_matrix"]],
         )
 
     def _prepare(self, preds, target):
