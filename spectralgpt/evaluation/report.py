@@ -127,14 +127,14 @@ def _new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)  # grows to fit long class names
     return Path(path)
 
 
@@ -164,9 +164,8 @@ def plot_confusion_matrix(
     else:
         shown = cm
 
-    longest = max(len(s) for s in names)
-    side = float(np.clip(2.0 + 0.45 * n + 0.06 * longest, 4.0, 14.0))
-    fig = _new_figure(side + 1.2, side)
+    side = float(np.clip(2.0 + 0.45 * n, 3.5, 11.0))
+    fig = _new_figure(side + 1.5, side)
     ax = fig.add_subplot()
     import matplotlib
 
