@@ -349,7 +349,9 @@ class MultilabelMetrics(TaskMetrics):
                 f"got {tuple(preds.shape)} {preds.dtype}"
             )
         if target.shape != preds.shape:
-            raise ValueError(f"multilabel expects multi-hot targets of shape {tuple(preds.shape)}, got {tuple(target.shape)}")
+            raise ValueError(
+                f"multilabel expects multi-hot targets of shape {tuple(preds.shape)}, got {tuple(target.shape)}"
+            )
         return self._to_probs(preds, self.inputs, torch.sigmoid), target.long()
 
     def confusion_matrix(self) -> np.ndarray:
@@ -440,7 +442,7 @@ class SegmentationMetrics(TaskMetrics):
         self._metrics = _collection(
             {
                 "overall_accuracy": MulticlassAccuracy(average="micro", **kw),
-                "per_class_iou": MulticlassJaccardIndex(average="none", zero_division=float("nan"), **kw),
+                "per_class_iou": MulticlassJaccardIndex(average="none", **kw),  # 0/0 masked to NaN below
                 "per_class_f1": MulticlassF1Score(average="none", **kw),
                 "confusion_matrix": MulticlassConfusionMatrix(**kw),
             },

@@ -195,7 +195,8 @@ def seg_data():
     """3 images, 5 classes; class 4 absent from truth and prediction; ~10 % pixels ignored (255)."""
     b, c, h, w = 3, 5, 16, 16
     target = torch.randint(0, 4, (b, h, w), generator=gen(6))
-    logits = torch.randn(b, c, h, w, generator=gen(7)) + 1.5 * torch.nn.functional.one_hot(target, c).permute(0, 3, 1, 2)
+    onehot = torch.nn.functional.one_hot(target, c).permute(0, 3, 1, 2)
+    logits = torch.randn(b, c, h, w, generator=gen(7)) + 1.5 * onehot
     logits[:, 4] = -100.0
     target[torch.rand(b, h, w, generator=gen(8)) < 0.1] = 255
     return logits, target
@@ -208,7 +209,8 @@ def seg_reference(logits, target, c, ignore=(255,)):
     cm = skm.confusion_matrix(y, p, labels=labels)
     union = cm.sum(0) + cm.sum(1) - np.diag(cm)
     iou = np.where(union > 0, np.diag(cm) / np.maximum(union, 1), np.nan)  # NaN: absent from both
-    np.testing.assert_allclose(np.nan_to_num(iou), skm.jaccard_score(y, p, labels=labels, average=None, zero_division=0))
+    sk_iou = skm.jaccard_score(y, p, labels=labels, average=None, zero_division=0)
+    np.testing.assert_allclose(np.nan_to_num(iou), sk_iou)
     return {
         "oa": skm.accuracy_score(y, p),
         "iou": iou,
@@ -396,8 +398,8 @@ def test_factory_primary_reset_and_json(cls_data, ml_data, seg_data, cd_data):
     }
     assert set(cases) == set(TASKS)
     for task, (c, (preds, target)) in cases.items():
-        m = task_metrics(task, c)
-        assert m.primary == PRIMARY_METRICS[task]
+        m = task_metrics(task, c).to("cpu")
+        assert m.primary == PRIMARY_METRICS[task] and m.device.type == "cpu"
         with pytest.raises(RuntimeError, match="before any update"):
             m.compute()
         first = feed(m, preds, target, [preds.shape[0]])

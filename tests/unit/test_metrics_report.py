@@ -42,9 +42,10 @@ def read_png(path):
 def test_segmentation_report(tmp_path):
     m = seg_metrics()
     metrics = m.compute()
-    written = save_report(metrics, tmp_path / "reports" / "segmunich", "segmentation", SEGMUNICH_LIKE, m.confusion_matrix())
     out = tmp_path / "reports" / "segmunich"
-    assert {p.name for p in written.values()} == {"metrics.json", "per_class.csv", "per_class.png", "confusion_matrix.png"}
+    written = save_report(metrics, out, "segmentation", SEGMUNICH_LIKE, m.confusion_matrix())
+    expected = {"metrics.json", "per_class.csv", "per_class.png", "confusion_matrix.png"}
+    assert {p.name for p in written.values()} == expected
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written.values())  # no temp files left
 
     data = json.loads((out / "metrics.json").read_text())
