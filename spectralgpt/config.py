@@ -1,0 +1,193 @@
+"""Typed, validated parameters for every stage, read from `params.yaml` (one section per stage).
+
+A wrong key, type or value fails before any work, with the field's dotted path, the value given and what is
+allowed: `ConfigError: params.yaml: pretrain.mask_ratio = 1.2: Input should be less than 1`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spectralgpt.training.config import TrainConfig
+
+TASKS = ("classification", "multilabel", "segmentation", "change")
+Task = Literal["classification", "multilabel", "segmentation", "change"]
+DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class SourceConfig(_Strict):
+    """One raw dataset: its layout (`kind`), where it lies, and reader options."""
+
+    kind: Literal["eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder"]
+    root: str
+    split: str | None = None
+    options: dict[str, Any] = {}
+
+
+class SyntheticConfig(_Strict):
+    seed: int = 0
+    scale: Literal["tiny", "small", "medium"] = "tiny"
+
+
+class DataConfig(_Strict):
+    raw: str = "data/raw"
+    interim: str = "data/interim"
+    shards: str = "data/shards"
+    synthetic: SyntheticConfig = SyntheticConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict,
+                                             description="corpus name (pretrain or a task) -> raw dataset")
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, v):
+        bad = [k for k in v if k not in ("pretrain", *TASKS)]
+        if bad:
+            raise ValueError(f"unknown corpus name(s) {bad}; allowed: pretrain, {', '.join(TASKS)}")
+        return v
+
+
+class IngestConfig(_Strict):
+    max_bad_fraction: float = Field(0.05, ge=0, le=1)
+    workers: int = Field(2, ge=1)
+
+
+class PreprocessConfig(_Strict):
+    size: int = Field(128, ge=8, description="stored image side in pixels")
+    shard_size: int = Field(256, ge=1)
+    workers: int = Field(2, ge=1)
+    sizes: dict[str, int] = Field(default_factory=dict, description="per-corpus size overrides")
+
+    def size_for(self, corpus: str) -> int:
+        return self.sizes.get(corpus, self.size)
+
+
+class PretrainStage(_Strict):
+    name: str
+    img_size: int = Field(ge=8)
+    epochs: float = Field(gt=0)
+    corpus: str = "pretrain"
+    blr: float | None = Field(None, gt=0)
+
+
+class PretrainConfig(_Strict):
+    model: str = "mae_vit_tiny_patch8_64"
+    model_overrides: dict[str, Any] = {}
+    mask_ratio: float = Field(0.9, ge=0, lt=1)
+    stages: list[PretrainStage] = Field(min_length=1)
+    train: TrainConfig = TrainConfig()
+    init: str | None = Field(None, description="published or own checkpoint to start from")
+    figures_every: int = Field(1, ge=0, description="epochs between reconstruction figures (0: only at the end)")
+    shards: str = "data/shards"
+    out: str = "models/pretrain"
+
+
+class FinetuneConfig(_Strict):
+    task: Task
+    model: str
+    model_overrides: dict[str, Any] = {}
+    corpus: str | None = None  # default: the task name
+    img_size: int | None = Field(None, ge=8)
+    pretrained: str | None = "models/pretrain"
+    mode: Literal["full", "linear_probe", "scratch"] = "full"
+    train: TrainConfig = TrainConfig()
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    mixup: float = Field(0.0, ge=0, description="mixup alpha (0: off)")
+    cutmix: float = Field(0.0, ge=0, description="cutmix alpha (0: off)")
+    class_weights: list[float] | Literal["auto"] | None = None
+    ignore_index: int = 255
+    train_split: str = "train"
+    val_split: str = "val"
+    shards: str = "data/shards"
+    out: str | None = None  # default: models/<task>
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if self.corpus is None:
+            self.corpus = self.task
+        if self.out is None:
+            self.out = f"models/{self.task}"
+        if self.mode == "scratch":
+            self.pretrained = None
+        return self
+
+
+class EvaluateConfig(_Strict):
+    split: str = "test"
+    batch_size: int = Field(32, ge=1)
+    out: str = "reports"
+    legacy: dict[str, Any] = Field(default_factory=dict, description="legacy metric switches, e.g. map_per_batch")
+
+
+class PromoteConfig(_Strict):
+    margin: float = Field(0.0, ge=0, description="how much the challenger must beat the champion by")
+    auto: bool = True
+
+
+class TrackingConfig(_Strict):
+    uri: str = "sqlite:///mlflow.db"
+    artifacts: str = "mlartifacts"
+    experiment: str = "spectralgpt"
+
+
+class Params(_Strict):
+    data: DataConfig = DataConfig()
+    ingest: IngestConfig = IngestConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+    pretrain: PretrainConfig
+    finetune: dict[str, FinetuneConfig] = Field(default_factory=dict)
+    evaluate: EvaluateConfig = EvaluateConfig()
+    promote: PromoteConfig = PromoteConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _tasks(self):
+        for name, ft in self.finetune.items():
+            if name != ft.task:
+                raise ValueError(f"finetune.{name}.task is {ft.task!r}; the section name must equal the task")
+        return self
+
+
+def format_error(e: ValidationError, source: str) -> str:
+    lines = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or err["type"] == "missing" else f" = {value!r}"
+        lines.append(f"{source}: {where}{shown}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validate(model: type[BaseModel], data: Any, source: str = "params"):
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_error(e, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return validate(Params, data, str(path))
