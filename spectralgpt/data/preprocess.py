@@ -125,9 +125,9 @@ def _bounds(transform, r, c, side):
         return (None, None, None, None)
     xs, ys = [], []
     for dr, dc in ((0, 0), (0, side), (side, 0), (side, side)):
-        x, y = transform * (c + dc, r + dr)
-        xs.append(float(x))
-        ys.append(float(y))
+        col, row = c + dc, r + dr
+        xs.append(float(transform.a * col + transform.b * row + transform.c))
+        ys.append(float(transform.d * col + transform.e * row + transform.f))
     return (min(xs), min(ys), max(xs), max(ys))
 
 
