@@ -227,8 +227,19 @@ class PretrainDataset(ShardTaskDataset):
         return crop_resize(x, boxes, self.size, flip, self.mode)
 
     def batch(self, indices):
-        x = self._norm(self._read(indices))
-        return {"image": self._geometry(x), "index": torch.as_tensor(indices)}
+        if type(self.recipe) is MinMax and self.corpus.manifest.get("dtype") in ("uint16", "uint8"):
+            # min-max is a per-band affine map and interpolation commutes with it: take min/max on the
+            # integer image (cheap), interpolate raw values, normalise the (equal or smaller) output
+            a = self.corpus.get_batch(indices)
+            if self._band_idx is not None:
+                a = a[:, self._band_idx]
+            lo = torch.from_numpy(a.min(axis=(2, 3)).astype(np.float32))[:, :, None, None]
+            hi = torch.from_numpy(a.max(axis=(2, 3)).astype(np.float32))[:, :, None, None]
+            y = self._geometry(torch.from_numpy(a.astype(np.float32)))
+            y = (y - lo) / (hi - lo + self.recipe.eps)
+        else:
+            y = self._geometry(self._norm(self._read(indices)))
+        return {"image": y, "index": torch.as_tensor(indices)}
 
 
 class ClassificationDataset(PretrainDataset):
