@@ -213,18 +213,25 @@ def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str 
 
     out_dir = Path(out_dir)
     writer = ShardWriter(out_dir, fingerprint=fingerprint or manifest.get("fingerprint", ""), fsync=False)
-    rows, quarantine, parts, shards = [], [], [], []
+    frames, quarantine, shards = [], [], []
+    stats = None
     for j in range(n_shards):
         if not writer.is_complete(j):
             raise RuntimeError(f"cannot finalise {out_dir}: shard {j} is missing or incomplete")
         meta = writer.read_sidecar(j)
-        for k, r in enumerate(meta["rows"]):
-            rows.append({**r, "shard": j, "offset": k})
+        if meta["rows"]:  # columnar per shard: memory stays small for millions of rows
+            f = pd.DataFrame(meta["rows"])
+            f["shard"] = np.int64(j)
+            f["offset"] = np.arange(len(f), dtype=np.int64)
+            frames.append(f)
         quarantine.extend(meta["quarantine"])
         if stats_from_sidecars and meta.get("stats"):
-            parts.append(BandStats.from_dict(meta["stats"]))
+            part = BandStats.from_dict(meta["stats"])
+            stats = part if stats is None else stats.merge(part)
         shards.append({"shard": j, "n": meta["n"], "arrays": meta["arrays"]})
-    index = pd.DataFrame(rows)
+        del meta
+    index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    del frames
     if len(index):
         index = index[[c for c in index.columns if c not in ("shard", "offset")] + ["shard", "offset"]]
         first = [c for c in _INDEX_ORDER if c in index.columns]
@@ -238,12 +245,9 @@ def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str 
     manifest = dict(manifest)
     manifest.update({"format": FORMAT_VERSION, "n_items": int(len(index)), "n_shards": n_shards, "shards": shards,
                      "n_quarantined": len(quarantine)})
-    if parts:
-        stats = BandStats.merged(parts)
+    if stats is not None:
         atomic_write_json(out_dir / "stats.json", stats.to_dict(), indent=None)
         manifest["stats"] = stats.summary()
-    else:
-        stats = None
     if recipe:
         manifest["normalization"] = make_recipe(recipe, stats, bands=manifest.get("bands")).to_dict()
     atomic_write_json(out_dir / "quarantine.json", quarantine)
