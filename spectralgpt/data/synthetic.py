@@ -50,6 +50,7 @@ from rasterio.io import MemoryFile
 from scipy.ndimage import gaussian_filter
 
 from spectralgpt.bands import ALL_BANDS, BANDS, PRETRAIN_BANDS
+from spectralgpt.io.atomic import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -510,19 +511,6 @@ def tif_bytes(arr, crs, transform, *, nodata=None, descriptions=None, compress="
                 for k, d in enumerate(descriptions, 1):
                     dst.set_band_description(k, d)
         return bytes(mf.read())
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 _KIND_ID = {k: i + 1 for i, k in enumerate(KINDS)}

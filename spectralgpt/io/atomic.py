@@ -19,14 +19,15 @@ def _temp_beside(path: str | os.PathLike) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs):
+def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = True, **kwargs):
     """Open a temporary file beside `path`; on success it is renamed to `path`, on error removed."""
     fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -55,4 +56,11 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     """Write `text` to `path` atomically; returns the path."""
     with atomic_open(path, "w", encoding=encoding, newline="") as f:
         f.write(text)
+    return os.fspath(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> str:
+    """Write `data` to `path` atomically; returns the path."""
+    with atomic_open(path, "wb", fsync=fsync) as f:
+        f.write(data)
     return os.fspath(path)

@@ -34,12 +34,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spectralgpt.io.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SHARD_DIR = "shards"
 ARRAY_NAMES = ("image", "image2", "label")
-_TMP = re.compile(r"^\.(shard-(\d{5})\..+)\.tmp-\d+$")
+_TMP = re.compile(r"^\.(shard-(\d{5})\..+?)\.(?:tmp-\d+|\w+\.tmp)$")  # ours, or io.atomic's
 
 
 _INDEX_ORDER = ("id", "sample", "source", "split", "label", "labels", "crs", "minx", "miny", "maxx", "maxy",
@@ -59,17 +61,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def atomic_write_bytes(path, data: bytes, fsync: bool = False) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def atomic_write_json(path, obj, fsync: bool = False, indent: int | None = 1) -> None:
