@@ -36,7 +36,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import tarfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor

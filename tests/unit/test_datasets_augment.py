@@ -39,7 +39,7 @@ def test_crop_resize_identity_and_flip():
     torch.testing.assert_close(flipped[1], x[1])
     half = (torch.tensor([2.0, 0]), torch.tensor([4.0, 0]), torch.full((2,), 4.0), torch.full((2,), 4.0))
     torch.testing.assert_close(crop_resize(x, half, 4, mode="nearest")[0], x[0, :, 2:6, 4:8])
-    t, l, h, w = center_boxes(1, 128, 128, 128)
+    top, left, h, w = center_boxes(1, 128, 128, 128)
     assert float(h[0]) == pytest.approx(128 * 128 / 146)
 
 
