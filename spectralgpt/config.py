@@ -63,14 +63,29 @@ class IngestConfig(_Strict):
     workers: int = Field(2, ge=1)
 
 
+#: normalisation recipe per corpus (reference 3.4): per-image min-max for pretraining and dense tasks, the
+#: dataset z-score for EuroSAT, the mean +/- 2 sigma clip for BigEarthNet
+DEFAULT_RECIPES = {"pretrain": "minmax", "classification": "zscore", "multilabel": "clip2sigma",
+                   "segmentation": "minmax", "change": "minmax"}
+DEFAULT_FITS = {"change": "tile"}  # OSCD cities are whole scenes: cut into tiles
+
+
 class PreprocessConfig(_Strict):
     size: int = Field(128, ge=8, description="stored image side in pixels")
     shard_size: int = Field(256, ge=1)
     workers: int = Field(2, ge=1)
     sizes: dict[str, int] = Field(default_factory=dict, description="per-corpus size overrides")
+    recipes: dict[str, Literal["minmax", "zscore", "clip2sigma"]] = Field(default_factory=dict)
+    fits: dict[str, Literal["crop", "tile", "resize"]] = Field(default_factory=dict)
 
     def size_for(self, corpus: str) -> int:
         return self.sizes.get(corpus, self.size)
+
+    def recipe_for(self, corpus: str) -> str:
+        return self.recipes.get(corpus, DEFAULT_RECIPES.get(corpus, "minmax"))
+
+    def fit_for(self, corpus: str) -> str:
+        return self.fits.get(corpus, DEFAULT_FITS.get(corpus, "crop"))
 
 
 class PretrainStage(_Strict):

@@ -283,16 +283,17 @@ def _probe(source, n, max_tries=64) -> Sample:
 def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers: int = 2, *, bands=None,
                dtype: str | None = None, fit: str = "crop", shards=None, finalize: bool = True,
                verify: str = "size", histogram: bool = True, ignore_value=None, recipe: str | None = "minmax",
-               name: str | None = None, fsync: bool = True) -> PreprocessResult:
+               name: str | None = None, fsync: bool = True, meta: dict | None = None) -> PreprocessResult:
     """Write `source` (a lazy sequence of Sample: len() and [i]) as a shard corpus under `out_dir`.
 
     size: stored side in pixels (see the module docstring for ``fit``). shard_size: source samples per
     shard. workers: processes (1 = inline). bands: names to store, in that order (default: the first
     readable sample's bands). dtype: 'uint16' / 'int16' (default: int16 for signed sources, else uint16).
     shards: only these shard numbers (many processes can split the work; a last call with ``shards=[]``
-    assembles the result); finalize: assemble the index and statistics once every shard exists. verify: 'size' or 'checksum' check of completed shards on
+    assembles the result); finalize: assemble the index and statistics once every shard exists.
+    verify: 'size' or 'checksum' check of completed shards on
     resume. ignore_value: pixel value left out of the statistics (e.g. a nodata 0). recipe: the
-    normalisation recorded in the manifest. Returns a PreprocessResult (quarantine list included).
+    normalisation recorded in the manifest. meta: extra JSON entries for the manifest (e.g. class names). Returns a PreprocessResult (quarantine list included).
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
@@ -351,6 +352,7 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
     if finalize and all_done:
         manifest = {key: spec[key] for key in ("size", "shard_size", "bands", "dtype", "fit", "label_kind",
                                                "num_labels", "label_dtype", "ignore_value", "source")}
+        manifest.update(meta or {})
         manifest["fingerprint"] = fingerprint
         manifest["n_samples"] = n
         manifest["arrays"] = ["image"] + (["image2"] if spec["has_image2"] else []) + (

@@ -134,7 +134,8 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     main = rank == 0
     callbacks = list(callbacks) if main else []
     info = {"total_steps": total_steps, "batches_per_epoch": per_epoch, "lr": lr, "world_size": world,
-            "device": str(device), "amp": str(amp_dtype), "resumed_from": str(resumed_from or "")}
+            "device": str(device), "amp": str(amp_dtype), "resumed_from": str(resumed_from or ""),
+            "start_step": micro // cfg.accum_iter}
     for cb in callbacks:
         cb.on_train_start(info)
 

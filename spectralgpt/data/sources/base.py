@@ -87,6 +87,12 @@ class SourceDataset:
     kind: str = ""
     #: allowed keyword options and their defaults
     OPTIONS: dict = {}
+    #: label index -> class name (None for unlabelled sources)
+    CLASS_NAMES: tuple[str, ...] | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        return self.CLASS_NAMES
 
     def __init__(self, root, split=None, bands=PRETRAIN_BANDS, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))

@@ -174,6 +174,10 @@ def band_files(folder: str) -> dict[str, str]:
 
 class BigEarthNet(SourceDataset):
     kind = "bigearthnet"
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return LABELS_43 if self.options.get("nomenclature") == 43 else LABELS_19
     OPTIONS = {"nomenclature": 19, "resampling": "bilinear", "ref_band": "B2"}
 
     def _index(self) -> list[Entry]:

@@ -40,6 +40,7 @@ _EXTS = (".tif", ".tiff")
 
 class EuroSAT(SourceDataset):
     kind = "eurosat"
+    CLASS_NAMES = CLASSES
     OPTIONS = {"band_order": EUROSAT_FILE_BANDS}
 
     def _entry(self, path: str, split: str | None, error=None) -> Entry:

@@ -52,6 +52,7 @@ _CSV_NAMES = {"train": ("train.csv",), "val": ("val.csv", "valid.csv", "validati
 
 class FMoWSentinel(SourceDataset):
     kind = "fmow"
+    CLASS_NAMES = CATEGORIES
     OPTIONS = {"csv": None, "band_order": FMOW_BANDS}
 
     def _csvs(self) -> list[tuple[str, str | None]]:

@@ -70,6 +70,7 @@ def _fit(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 class OSCD(SourceDataset):
     kind = "oscd"
+    CLASS_NAMES = ("no change", "change")
     OPTIONS = {"ref_band": "B2", "resampling": "bilinear", "image_dirs": ("imgs_1", "imgs_2")}
 
     def _lists(self) -> dict[str, str]:

@@ -39,6 +39,10 @@ from spectralgpt.io import raster
 SEGMUNICH_BANDS: tuple[str, ...] = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 #: raw label code -> class index (section 4.1 of the reference); other values are kept.
 LABEL_REMAP: dict[int, int] = {21: 1, 22: 2, 23: 3, 31: 4, 32: 6, 33: 7, 41: 8, 13: 9, 14: 10}
+#: class index after the remap -> name (0 background; 5, 11, 12 keep their codes)
+CLASSES: tuple[str, ...] = ("background", "arable land", "permanent crops", "pastures", "forests", "surface water",
+                            "shrub", "open spaces", "wetlands", "mine, dump, construction", "artificial vegetation",
+                            "urban fabric", "industrial, commercial")
 
 
 def remap_labels(values: np.ndarray) -> np.ndarray:
@@ -50,6 +54,7 @@ def remap_labels(values: np.ndarray) -> np.ndarray:
 
 class SegMunich(SourceDataset):
     kind = "segmunich"
+    CLASS_NAMES = CLASSES
     OPTIONS = {"band_order": SEGMUNICH_BANDS, "fill_missing": None}
 
     def _index(self) -> list[Entry]:

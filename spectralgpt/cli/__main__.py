@@ -1,0 +1,3 @@
+from spectralgpt.cli import app
+
+app(prog_name="spectralgpt")

@@ -1,0 +1,80 @@
+"""A saved model plus the preprocessing it was trained with: bands selected by name, the normalisation
+recipe recorded in its config.json, and task-appropriate outputs (probabilities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spectralgpt.bands import canonical_list, select_bands
+from spectralgpt.data.normalize import MinMax, Recipe
+from spectralgpt.models import load_model
+
+TASK_OF_KIND = {"segmentation": "segmentation", "change": "change"}
+
+
+class Predictor:
+    def __init__(self, model, meta: dict, device: str | torch.device = "cpu"):
+        self.model = model.eval().to(device)
+        self.meta, self.device = meta, torch.device(device)
+        self.cfg = model.cfg
+        self.bands = tuple(meta.get("bands") or self.cfg.bands)
+        norm = meta.get("normalization")
+        self.recipe: Recipe = Recipe.from_dict(norm) if norm else MinMax()
+        extra = meta.get("extra") or {}
+        self.task = extra.get("task") or ("multilabel" if self.cfg.multilabel else TASK_OF_KIND.get(self.cfg.kind, self.cfg.kind))
+        self.class_names = extra.get("class_names")
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+        model, meta = load_model(directory)
+        return cls(model, meta, device)
+
+    @property
+    def size(self) -> int:
+        return self.cfg.img_size
+
+    def prepare(self, raw: np.ndarray | torch.Tensor, bands=None) -> torch.Tensor:
+        """Raw reflectance (B, C, H, W) or (C, H, W) with band names `bands` (default: the model's order) ->
+        the normalised float tensor the model was trained on."""
+        x = raw if isinstance(raw, np.ndarray) else raw.cpu().numpy()
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4:
+            raise ValueError(f"expected (B, C, H, W) or (C, H, W) reflectance, got shape {x.shape}")
+        if bands is not None:
+            x = np.stack([select_bands(img, canonical_list(bands), self.bands) for img in x])
+        elif x.shape[1] != len(self.bands):
+            raise ValueError(f"model needs {len(self.bands)} bands ({', '.join(self.bands)}), input has {x.shape[1]}; "
+                             "pass the input's band names to select them")
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        if not torch.isfinite(t).all():
+            raise ValueError("input contains NaN or infinite values")
+        return self.recipe(t).to(self.device)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised input -> probabilities: (B, K) for classifiers, (B, K, H, W) for dense models."""
+        if self.cfg.kind == "change":
+            if x2 is None:
+                raise ValueError("a change-detection model needs two dates")
+            logits = self.model(x, x2)
+        elif self.cfg.kind == "mae":
+            raise ValueError("an MAE pretraining model has no prediction head; use embed()")
+        else:
+            logits = self.model(x)
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.cfg.multilabel else torch.softmax(logits, dim=1)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder embedding per image: mean over all tokens after the final norm, (B, D)."""
+        return self.model.encode(x).mean(dim=1)
+
+    def predict(self, raw, raw2=None, bands=None) -> np.ndarray:
+        """Raw reflectance in, probabilities out (numpy)."""
+        x = self.prepare(raw, bands)
+        x2 = None if raw2 is None else self.prepare(raw2, bands)
+        return self.forward(x, x2).cpu().numpy()

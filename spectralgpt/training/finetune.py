@@ -1,0 +1,113 @@
+"""Fine-tuning stage: one downstream task (scene classification, multi-label classification, segmentation or
+change detection) on the pretrained encoder, by full fine-tuning, linear probing or from scratch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spectralgpt.config import FinetuneConfig
+from spectralgpt.io.atomic import atomic_write_text
+from spectralgpt.io.shards import ShardCorpus
+from spectralgpt.models import create_model, load_pretrained, model_config, save_model
+from spectralgpt.training.distributed import is_main
+from spectralgpt.training.engine import fit
+from spectralgpt.training.history import History, write_csv
+from spectralgpt.training.pretrain import fingerprint
+from spectralgpt.training.tasks import (MODEL_KIND, change_step, classification_step, multilabel_step,
+                                        published_change_weights, segmentation_step, task_dataset)
+
+log = logging.getLogger(__name__)
+HEAD_PREFIXES = ("head.", "fc.", "pyramid.", "decode_head.")
+
+
+@dataclass
+class FinetuneResult:
+    model_dir: Path
+    metrics: dict
+    history: list[dict]
+
+
+def open_corpus(cfg: FinetuneConfig, split: str | None) -> ShardCorpus:
+    corpus = ShardCorpus(Path(cfg.shards) / cfg.corpus, split=split)
+    if len(corpus) == 0:
+        raise ValueError(f"corpus {cfg.corpus!r} has no {split!r} samples")
+    return corpus
+
+
+def num_classes_of(task: str, manifest: dict) -> int:
+    names = manifest.get("class_names") or []
+    if task == "multilabel":
+        return int(manifest["num_labels"])
+    if task == "change":
+        return 2
+    if not names:
+        raise ValueError(f"the {task} corpus records no class names")
+    return len(names)
+
+
+def change_fraction(corpus: ShardCorpus) -> float:
+    changed = total = 0
+    for i in range(len(corpus)):
+        m = np.asarray(corpus[i]["label"])
+        changed += int((m == 1).sum())
+        total += int(((m == 0) | (m == 1)).sum())
+    return changed / max(total, 1)
+
+
+def build_step(cfg: FinetuneConfig, num_classes: int, corpus: ShardCorpus):
+    if cfg.task == "classification":
+        return classification_step(num_classes, cfg.label_smoothing, cfg.mixup, cfg.cutmix)
+    if cfg.task == "multilabel":
+        return multilabel_step()
+    weights = cfg.class_weights
+    if cfg.task == "change":
+        if weights == "auto":
+            weights = published_change_weights(change_fraction(corpus))
+            log.info("change-detection class weights (published formula): %s", weights)
+        return change_step(weights, cfg.ignore_index)
+    return segmentation_step(cfg.ignore_index, None if weights == "auto" else weights)
+
+
+def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: str | Path = "reports",
+             callbacks=()) -> FinetuneResult:
+    arch = model_config(cfg.model, **cfg.model_overrides)
+    if arch.kind != MODEL_KIND[cfg.task]:
+        raise ValueError(f"finetune.{cfg.task}.model {cfg.model!r} is a {arch.kind} model; the {cfg.task} task "
+                         f"needs a {MODEL_KIND[cfg.task]} model")
+    corpus = open_corpus(cfg, cfg.train_split)
+    manifest = corpus.manifest
+    num_classes = num_classes_of(cfg.task, manifest)
+    size = cfg.img_size or arch.img_size
+    model = create_model(cfg.model, num_classes=num_classes, multilabel=cfg.task == "multilabel", img_size=size,
+                         **cfg.model_overrides)
+    load_report = None
+    if cfg.pretrained:
+        load_report = load_pretrained(model, cfg.pretrained)
+        log.info("%s: pretrained weights from %s: %s", cfg.task, cfg.pretrained, load_report)
+    if cfg.mode == "linear_probe":
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith(HEAD_PREFIXES)
+    dataset = task_dataset(cfg.task, corpus, size, train=True)
+    key = fingerprint(cfg.model_dump(mode="json"), manifest.get("fingerprint"), str(cfg.pretrained))
+    run_dir = Path(work) / cfg.task / key
+    history = History(run_dir / "history.jsonl", task=cfg.task)
+    result = fit(model, build_step(cfg, num_classes, corpus), dataset, cfg.train, run_dir, [history, *callbacks])
+    rows = history.rows()
+    metrics = {"train_loss": rows[-1]["loss"] if rows else None, "images_per_second": result.images_per_second,
+               "steps": result.steps}
+    if is_main():
+        model.eval()
+        save_model(model, cfg.out, normalization=dataset.recipe.to_dict() if dataset.recipe else None,
+                   extra={"task": cfg.task, "class_names": manifest.get("class_names"), "mode": cfg.mode,
+                          "pretrained": cfg.pretrained, "corpus_fingerprint": manifest.get("fingerprint"),
+                          "ignore_index": cfg.ignore_index,
+                          "load_report": str(load_report) if load_report else None})
+        out = Path(reports) / cfg.task
+        write_csv(rows, out / "train_history.csv")
+        atomic_write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return FinetuneResult(Path(cfg.out), metrics, rows)
