@@ -38,7 +38,7 @@ class SourceConfig(_Strict):
 
 class SyntheticConfig(_Strict):
     seed: int = 0
-    scale: Literal["tiny", "small", "medium"] = "tiny"
+    scale: Literal["tiny", "small"] = "tiny"
 
 
 class DataConfig(_Strict):
@@ -142,7 +142,8 @@ class EvaluateConfig(_Strict):
     split: str = "test"
     batch_size: int = Field(32, ge=1)
     out: str = "reports"
-    legacy: dict[str, Any] = Field(default_factory=dict, description="legacy metric switches, e.g. map_per_batch")
+    legacy: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                              description="per task legacy metric switches, e.g. multilabel: {map_per_batch: true}")
 
 
 class PromoteConfig(_Strict):

@@ -1,0 +1,122 @@
+"""Pipeline stages as commands: `spectralgpt data synth|ingest|preprocess`, `pretrain`, `finetune`, `evaluate`.
+Each reads its section of params.yaml (validated before any work); `--set a.b=value` overrides a value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+
+from spectralgpt.cli.app import app
+
+data_app = typer.Typer(help="Raw data: synthetic demo corpus, validation, shards.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="pipeline parameters")
+SET = typer.Option(None, "--set", help="override a parameter: --set pretrain.mask_ratio=0.75 (repeatable)")
+
+
+def load(params: Path, overrides: list[str] | None):
+    from spectralgpt.config import ConfigError, load_params
+
+    pairs = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        pairs[key] = yaml.safe_load(value)
+    try:
+        return load_params(params, pairs)
+    except ConfigError as e:
+        typer.secho(str(e), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def echo_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@data_app.command("synth")
+def synth(root: Path = typer.Option(None, help="output folder (default: data.raw of params.yaml)"),
+          scale: str = typer.Option(None, help="tiny | small (default: data.synthetic.scale)"),
+          seed: int = typer.Option(None), workers: int = typer.Option(2), params: Path = PARAMS,
+          set_: list[str] = SET) -> None:
+    """Write the deterministic synthetic Sentinel-2 demo corpus in the public datasets' layouts."""
+    from spectralgpt.data.synthetic import generate_demo_corpus
+
+    p = load(params, set_) if params.exists() else None
+    root = root or Path(p.data.raw if p else "data/raw")
+    summary = generate_demo_corpus(root, seed=seed if seed is not None else (p.data.synthetic.seed if p else 0),
+                                   scale=scale or (p.data.synthetic.scale if p else "tiny"), workers=workers)
+    echo_json({k: {kk: v for kk, v in s.items() if not isinstance(v, list)} for k, s in summary.items()})
+
+
+@data_app.command("ingest")
+def ingest(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
+           set_: list[str] = SET) -> None:
+    """Validate every raw sample; write quarantine reports and manifests of usable samples."""
+    from spectralgpt.data.pipeline import ingest as run
+
+    out = run(load(params, set_), name or None)
+    echo_json({k: {kk: v for kk, v in m.items() if kk not in ("good", "ids")} for k, m in out.items()})
+
+
+@data_app.command("preprocess")
+def preprocess(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
+               set_: list[str] = SET) -> None:
+    """Write the usable samples as memory-mappable uint16 shards plus a parquet index."""
+    from spectralgpt.data.pipeline import preprocess_all
+
+    out = preprocess_all(load(params, set_), name or None)
+    echo_json({k: {"items": r.n_items, "shards": r.n_shards, "quarantined": len(r.quarantine)} for k, r in out.items()})
+
+
+@app.command()
+def pretrain(params: Path = PARAMS, set_: list[str] = SET) -> None:
+    """MAE pretraining (all stages). Runs under torchrun for DDP."""
+    from spectralgpt.training.distributed import cleanup, init_from_env
+    from spectralgpt.training.pretrain import pretrain as run
+
+    p = load(params, set_)
+    init_from_env()
+    try:
+        result = run(p.pretrain)
+        echo_json(result.metrics)
+    finally:
+        cleanup()
+
+
+@app.command()
+def finetune(task: str = typer.Option(..., help="classification | multilabel | segmentation | change"),
+             params: Path = PARAMS, set_: list[str] = SET) -> None:
+    """Fine-tune the pretrained encoder for one downstream task. Runs under torchrun for DDP."""
+    from spectralgpt.training.distributed import cleanup, init_from_env
+    from spectralgpt.training.finetune import finetune as run
+
+    p = load(params, set_)
+    if task not in p.finetune:
+        typer.secho(f"params.yaml has no finetune.{task} section (has: {', '.join(p.finetune)})", fg="red", err=True)
+        raise typer.Exit(2)
+    init_from_env()
+    try:
+        echo_json(run(p.finetune[task]).metrics)
+    finally:
+        cleanup()
+
+
+@app.command()
+def evaluate(task: str = typer.Option(..., help="classification | multilabel | segmentation | change"),
+             params: Path = PARAMS, set_: list[str] = SET) -> None:
+    """Evaluate a fine-tuned model on the held-out split; writes reports/<task>/."""
+    from spectralgpt.evaluation.evaluate import evaluate as run
+
+    p = load(params, set_)
+    if task not in p.finetune:
+        typer.secho(f"params.yaml has no finetune.{task} section", fg="red", err=True)
+        raise typer.Exit(2)
+    ft = p.finetune[task]
+    values = run(ft.out, Path(ft.shards) / ft.corpus, p.evaluate.split, p.evaluate.batch_size,
+                 Path(p.evaluate.out) / task, p.evaluate.legacy.get(task))
+    echo_json({k: v for k, v in values.items() if not isinstance(v, list)})
