@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -227,16 +228,23 @@ def log_pyfunc(model_dir: str | os.PathLike, run_id: str | None = None, name: st
 
     cfg = ModelConfig(**read_config(model_dir)["model"])
     k = int(cfg.num_classes)
-    with tempfile.TemporaryDirectory() as tmp:
+    if run_id is None and (active := mlflow.active_run()) is not None:
+        run_id = active.info.run_id
+    # the logged model belongs to its run's experiment (Model.log alone would file it under the active one)
+    experiment_id = mlflow.MlflowClient().get_run(run_id).info.experiment_id if run_id else None
+    logged = mlflow.initialize_logged_model(name=name, source_run_id=run_id, experiment_id=experiment_id,
+                                            tags={k2: str(v) for k2, v in (tags or {}).items()} or None)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the signature is explicit; an input example would store a full image as JSON in every version
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
         recipe_path = Path(tmp) / "preprocessing.json"
         recipe_path.write_text(json.dumps(recipe, indent=2))
         return Model.log(
-            name=name, flavor=mlflow.pyfunc, run_id=run_id,
-            python_model=SpectralGPTPyfunc(),
+            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id, model_id=logged.model_id,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # models from code: no pickle
             artifacts={MODEL_ARTIFACT: str(model_dir), RECIPE_ARTIFACT: str(recipe_path)},
             code_paths=[str(Path(spectralgpt.__file__).parent)],
             signature=signature_of(recipe, k),
             pip_requirements=pip_requirements(),
             metadata={"spectralgpt": {k2: v for k2, v in recipe.items() if k2 not in ("inputs", "outputs")}},
-            tags={k2: str(v) for k2, v in (tags or {}).items()} or None,
         )

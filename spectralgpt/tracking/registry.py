@@ -257,25 +257,26 @@ def promote(task: str, margin: float = 0.0, *, uri: str | None = None) -> Promot
     _get_model(client, name)
     chal = _alias(client, name, CHALLENGER)
     champ = _alias(client, name, CHAMPION)
-    champ_v = champ.version if champ else None
+    champ_v = str(champ.version) if champ else None
     if chal is None:
         return PromotionDecision(task, name, "unchanged", "no challenger: register a newly evaluated model first",
                                  None, champ_v, None, None, None, margin, None)
+    chal_v = str(chal.version)
     metric = chal.tags.get("primary_metric")
     c_val = _float(chal.tags, "primary_value")
     c_data = chal.tags.get("eval_data_version")
-    if champ is not None and champ.version == chal.version:
-        return PromotionDecision(task, name, "unchanged", f"version {chal.version} already is the champion",
-                                 chal.version, champ_v, metric, c_val, c_val, margin, c_data)
+    if champ is not None and champ_v == chal_v:
+        return PromotionDecision(task, name, "unchanged", f"version {chal_v} already is the champion",
+                                 chal_v, champ_v, metric, c_val, c_val, margin, c_data)
     if champ is None:
-        d = PromotionDecision(task, name, "promoted", "no champion yet", chal.version, None, metric, c_val, None,
+        d = PromotionDecision(task, name, "promoted", "no champion yet", chal_v, None, metric, c_val, None,
                               margin, c_data)
     else:
         h_val, h_data = _float(champ.tags, "primary_value"), champ.tags.get("eval_data_version")
         h_metric = champ.tags.get("primary_metric")
 
         def reject(reason):
-            return PromotionDecision(task, name, "rejected", reason, chal.version, champ_v, metric, c_val, h_val,
+            return PromotionDecision(task, name, "rejected", reason, chal_v, champ_v, metric, c_val, h_val,
                                      margin, c_data)
 
         if h_metric != metric:
@@ -288,19 +289,19 @@ def promote(task: str, margin: float = 0.0, *, uri: str | None = None) -> Promot
         elif c_val - h_val > margin:
             d = PromotionDecision(task, name, "promoted",
                                   f"{metric} {c_val:.6g} beats champion v{champ_v} {h_val:.6g} by "
-                                  f"{c_val - h_val:.6g} > margin {margin:g}", chal.version, champ_v, metric, c_val,
+                                  f"{c_val - h_val:.6g} > margin {margin:g}", chal_v, champ_v, metric, c_val,
                                   h_val, margin, c_data)
         else:
             d = reject(f"{metric} {c_val:.6g} does not beat champion v{champ_v} {h_val:.6g} by more than margin "
                        f"{margin:g}")
     _record(client, d)
     if d.promoted:
-        client.set_model_version_tag(name, chal.version, "previous_champion", str(champ_v) if champ_v else "none")
-        client.set_model_version_tag(name, chal.version, "champion_since", d.timestamp)
-        client.set_registered_model_alias(name, CHAMPION, chal.version)
-        _append_history(client, name, {"version": chal.version, "from": champ_v, "at": d.timestamp,
+        client.set_model_version_tag(name, chal_v, "previous_champion", str(champ_v) if champ_v else "none")
+        client.set_model_version_tag(name, chal_v, "champion_since", d.timestamp)
+        client.set_registered_model_alias(name, CHAMPION, chal_v)
+        _append_history(client, name, {"version": chal_v, "from": champ_v, "at": d.timestamp,
                                        "event": "promote"})
-    log.info("%s: %s v%s (%s)", name, d.decision, chal.version, d.reason)
+    log.info("%s: %s v%s (%s)", name, d.decision, chal_v, d.reason)
     return d
 
 
