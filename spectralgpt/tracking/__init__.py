@@ -1,15 +1,30 @@
 """MLflow tracking: runs with lineage, a training callback, the pyfunc model, the registry and its promotion
-policy. The only package that imports MLflow (see DESIGN.md)."""
+policy. The only package that imports MLflow (see DESIGN.md).
 
-from spectralgpt.tracking.logger import MlflowLogger
-from spectralgpt.tracking.pyfunc import SpectralGPTPyfunc, log_pyfunc
-from spectralgpt.tracking.registry import (PromotionDecision, RegisteredVersion, RegistryError, RollbackResult,
-                                           list_models, model_name, promote, register, rollback)
-from spectralgpt.tracking.runs import (PARENT_ENV, Run, TrackingError, check_tracking, flatten, lineage_tags,
-                                       params_hash, pipeline_run, resolve_uri, stage_run)
+Names are imported on first use, so a stage process that only opens runs does not import the model code.
+"""
 
-__all__ = [
-    "PARENT_ENV", "MlflowLogger", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "Run",
-    "SpectralGPTPyfunc", "TrackingError", "check_tracking", "flatten", "lineage_tags", "list_models", "log_pyfunc",
-    "model_name", "params_hash", "pipeline_run", "promote", "register", "resolve_uri", "rollback", "stage_run",
-]
+import importlib
+
+_EXPORTS = {
+    "runs": ("PARENT_ENV", "Run", "TrackingError", "check_tracking", "flatten", "lineage_tags", "params_hash",
+             "pipeline_run", "resolve_uri", "stage_run"),
+    "logger": ("MlflowLogger",),
+    "pyfunc": ("SpectralGPTPyfunc", "log_pyfunc"),
+    "registry": ("PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "list_models",
+                 "model_name", "promote", "register", "rollback"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'spectralgpt.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"spectralgpt.tracking.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

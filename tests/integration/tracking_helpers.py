@@ -1,11 +1,13 @@
 """Shared fixtures for the tracking tests: a real SQLite MLflow store in a temporary folder, tiny models."""
 
+import shutil
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import torch
+from mlflow import MlflowClient
 
 from spectralgpt.models import create_model, save_model
 
@@ -15,10 +17,19 @@ TASK_MODELS = {"classification": ("vit_tiny_patch8_64", ["forest", "river", "cit
                "change": ("cd_vit_tiny_patch8_64", ["no_change", "change"])}
 
 
+@pytest.fixture(scope="session")
+def empty_store_db(tmp_path_factory) -> Path:
+    """An empty MLflow database, migrated once per session (creating the schema takes seconds)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
+def store(tmp_path, monkeypatch, empty_store_db) -> str:
     """A fresh SQLite tracking + registry store under tmp_path (artifacts there too); the current URI."""
     monkeypatch.chdir(tmp_path)
+    shutil.copyfile(empty_store_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("SPECTRALGPT_PARENT_RUN_ID", raising=False)
