@@ -1,4 +1,5 @@
 """Runs on a real SQLite MLflow store: nesting, lineage tags, failure states, unreachable stores, the logger."""
+# ruff: noqa: F811  (pytest fixtures imported from tracking_helpers are redefined as arguments)
 
 import os
 import socket
