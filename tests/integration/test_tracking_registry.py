@@ -154,3 +154,48 @@ def test_cli_models_promote_rollback(store, tmp_path):
     assert res.exit_code == 1 and "nothing to roll back" in res.output
     res = runner.invoke(app, ["models", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db/x/y.db"])
     assert res.exit_code == 2 and "y.db" in res.output
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_one_request_on_loopback(store, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    register("classification", tiny_model_dir(tmp_path / "model"), {"overall_accuracy": 0.7}, "d1")
+    promote("classification")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the server is started through `uvicorn` from the same environment
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store,
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                             "models:/spectralgpt-classification@champion", "--env-manager", "local",
+                             "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        x = reflectance(2, seed=5)
+        body = json.dumps({"inputs": x.tolist()}).encode()
+        deadline, answer = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                             {"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    answer = json.loads(resp.read())
+                break
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, proc.stderr.read().decode()[-3000:] if proc.poll() is not None else "no answer"
+        want = Predictor.load(tmp_path / "model").predict(x)
+        np.testing.assert_allclose(np.asarray(answer["predictions"]), want, atol=1e-4)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
