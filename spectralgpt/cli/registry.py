@@ -1,0 +1,99 @@
+"""`spectralgpt promote`, `spectralgpt rollback`, `spectralgpt models`: the model registry from a shell.
+
+MLflow is imported inside the commands (through `spectralgpt.tracking`), so `spectralgpt --help` stays fast.
+"""
+
+import json
+import os
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spectralgpt.cli.app import app
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def _uri_option():
+    return typer.Option(None, "--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_URI})")
+
+
+def _open(uri: str | None) -> str:
+    from spectralgpt.tracking import TrackingError, check_tracking
+
+    try:
+        return check_tracking(uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)
+    except TrackingError as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+@app.command()
+def promote(task: str = typer.Option(..., "--task", "-t", help="task whose challenger to consider"),
+            margin: float = typer.Option(0.0, "--margin", min=0.0, help="how much the challenger must beat the champion by"),
+            tracking_uri: str | None = _uri_option(),
+            as_json: bool = typer.Option(False, "--json", help="print the decision as JSON")) -> None:
+    """Make the challenger the champion if it beats it on the same evaluation data (by more than --margin)."""
+    from spectralgpt.tracking import RegistryError
+    from spectralgpt.tracking import promote as do_promote
+
+    uri = _open(tracking_uri)
+    try:
+        d = do_promote(task, margin, uri=uri)
+    except (RegistryError, ValueError) as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(d.to_dict(), indent=2))
+        return
+    colour = {"promoted": "green", "rejected": "yellow"}.get(d.decision, "cyan")
+    Console().print(f"{d.name}: [{colour}]{d.decision}[/{colour}] challenger v{d.challenger_version or '-'} "
+                    f"({d.metric} {_fmt(d.challenger_value)}) vs champion v{d.champion_version or '-'} "
+                    f"({_fmt(d.champion_value)}): {d.reason}")
+
+
+@app.command()
+def rollback(task: str = typer.Option(..., "--task", "-t", help="task whose champion to roll back"),
+             tracking_uri: str | None = _uri_option()) -> None:
+    """Return the champion alias to the previous champion."""
+    from spectralgpt.tracking import RegistryError
+    from spectralgpt.tracking import rollback as do_rollback
+
+    uri = _open(tracking_uri)
+    try:
+        r = do_rollback(task, uri=uri)
+    except (RegistryError, ValueError) as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    Console().print(f"{r.name}: champion rolled back from v{r.from_version} to v{r.to_version}")
+
+
+@app.command()
+def models(tracking_uri: str | None = _uri_option(),
+           as_json: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+    """Registered models: champion and challenger per task with their primary metric."""
+    from dataclasses import asdict
+
+    from spectralgpt.tracking import list_models
+
+    uri = _open(tracking_uri)
+    rows = list_models(uri=uri)
+    if as_json:
+        typer.echo(json.dumps([asdict(m) for m in rows], indent=2))
+        return
+    if not rows:
+        Console().print(f"no spectralgpt-* models registered in {uri}")
+        return
+    table = Table("model", "metric", "champion", "champion score", "challenger", "challenger score", "data version",
+                  "versions", title=f"registered models ({uri})")
+    for m in rows:
+        ch, cl = m.champion, m.challenger
+        table.add_row(m.name, m.primary_metric or "-", f"v{ch.version}" if ch else "-", _fmt(ch.value if ch else None),
+                      f"v{cl.version}" if cl else "-", _fmt(cl.value if cl else None),
+                      (cl or ch).data_version if (cl or ch) else "-", str(m.versions))
+    Console(width=160).print(table)
