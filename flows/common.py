@@ -1,0 +1,38 @@
+"""What every stage flow shares: parameters from params.yaml, the MLflow stage run, a command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+from spectralgpt.config import Params, load_params
+from spectralgpt.tracking import stage_run
+
+
+def parse_args(description: str, task: bool = False) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--params", default="params.yaml", help="pipeline parameters (default: params.yaml)")
+    if task:
+        ap.add_argument("--task", required=True, choices=["classification", "multilabel", "segmentation", "change"])
+    return ap.parse_args()
+
+
+def params(path: str | Path = "params.yaml") -> Params:
+    return load_params(path)
+
+
+@contextlib.contextmanager
+def tracked(p: Params, stage: str, section, tags: dict | None = None):
+    """The stage's MLflow run (nested under the pipeline run when there is one), with its params section."""
+    t = p.tracking
+    dump = section.model_dump(mode="json") if hasattr(section, "model_dump") else section
+    with stage_run(stage, dump, tags, uri=t.uri, experiment=t.experiment, artifacts=t.artifacts) as run:
+        yield run
+
+
+def files(*patterns: str, root: str | Path = ".") -> list[Path]:
+    out: list[Path] = []
+    for pattern in patterns:
+        out += sorted(Path(root).glob(pattern))
+    return out

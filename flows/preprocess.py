@@ -1,0 +1,63 @@
+"""Preprocess: each corpus's shards are written by tasks mapped over shard groups (run in parallel by the
+task runner: threads here, Dask or Ray workers when scaled out), then the corpus is assembled."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.common import params, parse_args, tracked
+from spectralgpt.bands import PRETRAIN_BANDS
+from spectralgpt.data.pipeline import Selected, open_source, read_manifest
+from spectralgpt.data.preprocess import preprocess
+
+
+def _job(p, name: str) -> dict:
+    cfg = p.preprocess
+    manifest = read_manifest(p, name)
+    return dict(source=Selected(open_source(p.data.sources[name]), manifest["good"]),
+                out_dir=Path(p.data.shards) / name, size=cfg.size_for(name), shard_size=cfg.shard_size,
+                bands=PRETRAIN_BANDS, fit=cfg.fit_for(name), recipe=cfg.recipe_for(name), name=name,
+                meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
+
+
+@task(retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{shards}")
+def write_shards(p, name: str, shards: list[int]) -> list[int]:
+    preprocess(**_job(p, name), workers=1, shards=shards, finalize=False)
+    return shards
+
+
+@task(retries=1, task_run_name="assemble-{name}")
+def assemble(p, name: str) -> dict:
+    result = preprocess(**_job(p, name), workers=1, shards=[])
+    return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine)}
+
+
+def shard_groups(n: int, shard_size: int, groups: int) -> list[list[int]]:
+    shards = list(range(math.ceil(n / shard_size)))
+    return [shards[i::groups] for i in range(groups) if shards[i::groups]]
+
+
+@flow(name="preprocess", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def preprocess_flow(params_path: str = "params.yaml") -> dict:
+    p = params(params_path)
+    log = get_run_logger()
+    with tracked(p, "preprocess", p.preprocess) as run:
+        summary = {}
+        for name in p.data.sources:
+            n = read_manifest(p, name)["n_good"]
+            groups = shard_groups(n, p.preprocess.shard_size, p.preprocess.workers)
+            write_shards.map(p, name, groups).result()
+            summary[name] = assemble(p, name)
+            run.log_metrics({f"{name}.items": summary[name]["items"], f"{name}.shards": summary[name]["shards"]})
+            log.info("%s: %s", name, summary[name])
+            run.log_artifacts([Path(p.data.shards) / name / f for f in ("manifest.json", "stats.json", "quarantine.json")],
+                              f"shards/{name}")
+    return summary
+
+
+if __name__ == "__main__":
+    preprocess_flow(parse_args(__doc__).params)
