@@ -1,6 +1,7 @@
 """The `spectralgpt` command. Each module below registers its commands on `app`."""
 
 from spectralgpt.cli import info  # noqa: F401
+from spectralgpt.cli import predict  # noqa: F401
 from spectralgpt.cli.app import app
 
 __all__ = ["app"]

@@ -394,7 +394,7 @@ def tile_grid(height: int, width: int, transform: Affine, size: int, stride: int
     rows = tile_starts(height, size, stride, regular=True)
     cols = tile_starts(width, size, stride, regular=True)
     off = (size - stride) / 2
-    return rows, cols, transform * Affine.translation(off, off) * Affine.scale(stride)
+    return rows, cols, transform @ Affine.translation(off, off) @ Affine.scale(stride)
 
 
 def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, probabilities,
