@@ -127,8 +127,8 @@ def embed_scene(predictor: Predictor, input, output, overlap: float = 0.0, batch
         rr, cc = np.nonzero(~np.isnan(emb[..., 0]))
         geoms = []
         for i, j in zip(rr, cc):
-            x0, y0 = transform * (cols[j], rows[i])
-            x1, y1 = transform * (cols[j] + size, rows[i] + size)
+            x0, y0 = transform @ (cols[j], rows[i])
+            x1, y1 = transform @ (cols[j] + size, rows[i] + size)
             geoms.append(polygon_wkb(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         table = pa.table({"row": pa.array(rr, pa.int32()), "col": pa.array(cc, pa.int32()),
                           "geometry": pa.array(geoms, pa.binary()),
@@ -163,7 +163,7 @@ def _footprint_lonlat(sample) -> bytes | None:
 
     h, w = sample.image.shape[-2:]
     t: Affine = sample.transform
-    corners = [t * (0, 0), t * (w, 0), t * (w, h), t * (0, h), t * (0, 0)]
+    corners = [t @ (0, 0), t @ (w, 0), t @ (w, h), t @ (0, h), t @ (0, 0)]
     geom = transform_geom(sample.crs, "OGC:CRS84", {"type": "Polygon", "coordinates": [corners]})
     return _polygon_from_ring(geom["coordinates"][0])
 
