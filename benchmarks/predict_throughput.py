@@ -105,10 +105,10 @@ def main() -> None:
             p = Predictor.load(mdir)
             t = p.size
             p.forward(p.prepare(np.ones((1, 12, t, t), np.uint16)))  # warm-up
-            n_b, dt_b, mem_b, rss_b = measure(lambda: predict_scene(  # noqa: B023
+            n_b, dt_b, mem_b, rss_b = measure(lambda p=p: predict_scene(
                 p, scene, tmp / "batched.tif", overlap=args.overlap, batch_size=args.batch_size, resume=False,
                 progress=False).tiles_computed)
-            n_n, dt_n, mem_n, rss_n = measure(lambda: naive(p, scene, tmp / "naive.tif", args.naive_tiles))  # noqa: B023
+            n_n, dt_n, mem_n, rss_n = measure(lambda p=p: naive(p, scene, tmp / "naive.tif", args.naive_tiles))
             mpx = t * t / 1e6
             rb, rn = n_b / dt_b, n_n / dt_n
             print(f"{name} (tile {t}):")

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
 
 from spectralgpt.bands import canonical, canonical_list
-from spectralgpt.data.sample import BadSample, Reason
+from spectralgpt.data.sample import BadSample
 from spectralgpt.io import raster
 
 log = logging.getLogger(__name__)
