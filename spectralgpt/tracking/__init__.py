@@ -11,7 +11,7 @@ _EXPORTS = {
              "pipeline_run", "resolve_uri", "stage_run"),
     "logger": ("MlflowLogger",),
     "pyfunc": ("SpectralGPTPyfunc", "log_pyfunc"),
-    "registry": ("PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "list_models",
+    "registry": ("download", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "list_models",
                  "model_name", "promote", "register", "rollback"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -370,3 +370,10 @@ def list_models(*, uri: str | None = None) -> list[ModelSummary]:
         if not token:
             break
     return sorted(out, key=lambda m: m.name)
+
+
+def download(uri: str, dst: str | os.PathLike | None = None) -> Path:
+    """Fetch the artifacts behind a ``models:/...`` or ``runs:/...`` URI to a local folder."""
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst)))
