@@ -1,4 +1,5 @@
 """Scene and dataset embeddings to GeoParquet / GeoTIFF; model resolution."""
+# ruff: noqa: F811  (pytest fixtures imported from tracking_helpers are redefined as arguments)
 
 from __future__ import annotations
 
