@@ -4,11 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Embedded defaults: local stores, no telemetry, loopback servers.
 export MLFLOW_DISABLE_TELEMETRY := true
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv test test-all demo bench clean
+.PHONY: venv test test-all demo ui plots bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +30,25 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
 demo: $(STAMP)
-	$(VENV)/bin/spectralgpt demo
+	$(PY) -m flows.demo
+
+ui: $(STAMP)
+	@echo "Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)"
+	trap 'kill 0' EXIT; \
+	$(PY) -m prefect server start --host 127.0.0.1 --port 4200 & \
+	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 & \
+	wait
+
+plots: $(STAMP)
+	$(PY) -m flows.plots
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/data_throughput.py
+	$(PY) benchmarks/predict_throughput.py --size 1024
+
+lint: $(STAMP)
+	$(PY) -m pip install -q ruff && $(PY) -m ruff check spectralgpt flows tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,12 +4,13 @@ I/O errors), write quarantine reports and manifests, record them in MLflow."""
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from flows.common import files, params, parse_args, tracked
 from spectralgpt.data.pipeline import ingest_one
 
 
-@task(retries=2, retry_delay_seconds=5, task_run_name="ingest-{name}")
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="ingest-{name}")
 def ingest_source(p, name: str) -> dict:
     m = ingest_one(p, name)
     return {k: v for k, v in m.items() if k not in ("good", "ids")}

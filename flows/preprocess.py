@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import params, parse_args, tracked
@@ -24,13 +25,13 @@ def _job(p, name: str) -> dict:
                 meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
 
 
-@task(retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{shards}")
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{shards}")
 def write_shards(p, name: str, shards: list[int]) -> list[int]:
     preprocess(**_job(p, name), workers=1, shards=shards, finalize=False)
     return shards
 
 
-@task(retries=1, task_run_name="assemble-{name}")
+@task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}")
 def assemble(p, name: str) -> dict:
     result = preprocess(**_job(p, name), workers=1, shards=[])
     return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine)}

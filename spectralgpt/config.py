@@ -38,7 +38,7 @@ class SourceConfig(_Strict):
 
 class SyntheticConfig(_Strict):
     seed: int = 0
-    scale: Literal["tiny", "small"] = "tiny"
+    scale: Literal["tiny", "demo", "small"] = "demo"
 
 
 class DataConfig(_Strict):

@@ -34,6 +34,18 @@ def load(params: Path, overrides: list[str] | None):
         raise typer.Exit(2) from None
 
 
+def mlflow_callbacks() -> list:
+    """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun)."""
+    import os
+
+    run_id = os.environ.get("SPECTRALGPT_MLFLOW_RUN_ID")
+    if not run_id:
+        return []
+    from spectralgpt.tracking import MlflowLogger
+
+    return [MlflowLogger(run_id)]
+
+
 def echo_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
@@ -82,7 +94,7 @@ def pretrain(params: Path = PARAMS, set_: list[str] = SET) -> None:
     p = load(params, set_)
     init_from_env()
     try:
-        result = run(p.pretrain)
+        result = run(p.pretrain, callbacks=mlflow_callbacks())
         echo_json(result.metrics)
     finally:
         cleanup()
@@ -101,7 +113,7 @@ def finetune(task: str = typer.Option(..., help="classification | multilabel | s
         raise typer.Exit(2)
     init_from_env()
     try:
-        echo_json(run(p.finetune[task]).metrics)
+        echo_json(run(p.finetune[task], callbacks=mlflow_callbacks()).metrics)
     finally:
         cleanup()
 

@@ -894,13 +894,16 @@ def _write_splits(kind, root: Path, n, seed, size):
 SCALES = {
     "tiny": {"eurosat": (100, 64), "bigearthnet": (40, 120), "segmunich": (24, 128), "oscd": (3, 120),
              "sen1floods11": (6, 128), "pretrain": (120, 128)},
+    "demo": {"eurosat": (300, 64), "bigearthnet": (200, 120), "segmunich": (64, 128), "oscd": (6, 128),
+             "sen1floods11": (6, 128), "pretrain": (300, 64)},
     "small": {"eurosat": (1000, 64), "bigearthnet": (400, 120), "segmunich": (200, 128), "oscd": (6, 240),
               "sen1floods11": (40, 256), "pretrain": (2000, 128)},
 }
 
 
 def generate_demo_corpus(root, seed: int = 0, scale: str = "tiny", workers: int = 1) -> dict[str, dict]:
-    """Write every layout into ``<root>/<kind>/`` at a named scale ('tiny' for CI, 'small' for a demo)."""
+    """Write every layout into ``<root>/<kind>/`` at a named scale ('tiny' for tests, 'demo' for `make demo`,
+    'small' for a longer CPU run)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     return {kind: generate(kind, Path(root) / kind, n=n, seed=seed, size=size, workers=workers)

@@ -1,0 +1,34 @@
+"""Fine-tune one downstream task on the pretrained encoder, tracked in MLflow."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import files, params, parse_args, tracked
+from spectralgpt.training.finetune import finetune
+
+
+@task(cache_policy=NO_CACHE, task_run_name="finetune-{task_name}")
+def run_finetune(p, task_name: str, run) -> dict:
+    from spectralgpt.tracking import MlflowLogger
+
+    return finetune(p.finetune[task_name], callbacks=[MlflowLogger(run)]).metrics
+
+
+@flow(name="finetune", flow_run_name="finetune-{task}")
+def finetune_flow(task: str, params_path: str = "params.yaml") -> dict:
+    p = params(params_path)
+    if task not in p.finetune:
+        raise ValueError(f"{params_path} has no finetune.{task} section (has: {', '.join(p.finetune)})")
+    with tracked(p, f"finetune-{task}", p.finetune[task], {"task": task}) as run:
+        metrics = run_finetune(p, task, run)
+        run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        run.log_artifacts(files(f"reports/{task}/train_*"), "reports")
+        get_run_logger().info("%s fine-tuned: %s", task, metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    args = parse_args(__doc__, task=True)
+    finetune_flow(args.task, args.params)
