@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -51,7 +51,7 @@ def preprocess_flow(params_path: str = "params.yaml") -> dict:
         for name in p.data.sources:
             n = read_manifest(p, name)["n_good"]
             groups = shard_groups(n, p.preprocess.shard_size, p.preprocess.workers)
-            write_shards.map(p, name, groups).result()
+            write_shards.map(unmapped(p), unmapped(name), groups).result()
             summary[name] = assemble(p, name)
             run.log_metrics({f"{name}.items": summary[name]["items"], f"{name}.shards": summary[name]["shards"]})
             log.info("%s: %s", name, summary[name])
