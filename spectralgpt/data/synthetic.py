@@ -86,7 +86,7 @@ CORINE_43 = (
     "Agro-forestry areas", "Broad-leaved forest", "Coniferous forest", "Mixed forest", "Natural grassland",
     "Moors and heathland", "Sclerophyllous vegetation", "Transitional woodland/shrub",
     "Beaches, dunes, sands", "Bare rock", "Sparsely vegetated areas", "Burnt areas", "Inland marshes",
-    "Peat bogs", "Salt marshes", "Salines", "Intertidal flats", "Water courses", "Water bodies",
+    "Peatbogs", "Salt marshes", "Salines", "Intertidal flats", "Water courses", "Water bodies",
     "Coastal lagoons", "Estuaries", "Sea and ocean",
 )
 
@@ -390,7 +390,7 @@ _CORINE_COMPOSERS = {
     "Sparsely vegetated areas": (sparse, 0.5),
     "Burnt areas": (burnt, 0.2),
     "Inland marshes": (wetland, 0.7),
-    "Peat bogs": (wetland, 0.7),
+    "Peatbogs": (wetland, 0.7),
     "Water courses": (river, 1.5),
     "Water bodies": (lambda cv, r, m: water(cv, r, m, shore=False), 3),
     "Sea and ocean": (lambda cv, r, m: water(cv, r, m, shore=False), 3),
