@@ -27,7 +27,7 @@ def render(out: str | Path = "reports/plots") -> list[Path]:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.removeprefix("reports/"))
         for entry in entries:
             if entry.get("type") == "vega":
-                target = out / (Path(name).stem + ".png")
+                target = out / (name.replace(".", "_") + ".png")  # history_csv.png: no clash with images
                 atomic_write_bytes(target, vl_convert.vegalite_to_png(entry["content"], scale=2))
             elif entry.get("type") == "image" and Path(entry.get("url", source)).exists():
                 target = out / name
