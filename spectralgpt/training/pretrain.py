@@ -82,6 +82,8 @@ def pretrain(cfg: PretrainConfig, work: str | Path = "runs/pretrain", reports: s
             figures = Figures(model, fixed["image"], reports / "figures" / stage.name, cfg.mask_ratio, cfg.figures_every)
             result = fit(model, mae_step(cfg.mask_ratio), dataset, train, sdir, [history, figures, *callbacks])
             if is_main():
+                save_reconstruction_figure(model, fixed["image"].to(next(model.parameters()).device),
+                                           figures.folder / "final.png", cfg.mask_ratio)
                 save_model(model, sdir / "model", normalization=MinMax().to_dict(),
                            extra={"stage": stage.name, "images_per_second": result.images_per_second})
         offset = rows[-1]["global_step"] if rows else 0

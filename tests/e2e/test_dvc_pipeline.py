@@ -77,7 +77,7 @@ def test_param_change_reruns_only_dependent_stages(repo):
     params["finetune"]["segmentation"]["train"]["max_steps"] = 4
     write_params(root / "params.yaml", params)
     stale = set(json.loads(dvc("status", "--json", cwd=root).stdout))
-    assert stale == {"finetune@segmentation", "evaluate@segmentation"}
+    assert stale == {"finetune@segmentation"}  # evaluate@segmentation follows once the model changes
     out = dvc("repro", cwd=root).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {"finetune@segmentation", "evaluate@segmentation"}

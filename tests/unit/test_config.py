@@ -17,8 +17,9 @@ def test_profiles_are_valid_and_their_models_fit_together(path):
     p = load_params(REPO / path)
     with torch.device("meta"):
         mae = create_model(p.pretrain.model, **p.pretrain.model_overrides)
+        models = {ft.task: create_model(ft.model, **ft.model_overrides) for ft in p.finetune.values()}
     for ft in p.finetune.values():
-        model = create_model(ft.model, **ft.model_overrides)
+        model = models[ft.task]
         assert model.cfg.embed_dim == mae.cfg.embed_dim and model.cfg.depth == mae.cfg.depth, ft.task
     assert set(p.finetune) == {"classification", "multilabel", "segmentation", "change"}
 
