@@ -94,6 +94,12 @@ class SourceDataset:
     def class_names(self) -> tuple[str, ...] | None:
         return self.CLASS_NAMES
 
+    @staticmethod
+    def _sample(e: "Entry", r, label=None, image2=None, **meta) -> Sample:
+        """The Sample of entry `e` read as raster `r` (its array, band names and georeference)."""
+        return Sample(id=e.id, image=r.array, bands=r.bands, label=label, image2=image2, crs=r.crs,
+                      transform=r.transform, source=e.path, split=e.split, meta=meta)
+
     def __init__(self, root, split=None, bands=PRETRAIN_BANDS, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:

@@ -210,17 +210,7 @@ class BigEarthNet(SourceDataset):
             ref_band=self.options["ref_band"],
             resampling=self.options["resampling"],
         )
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=label,
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": None, "files": r.meta["files"]},
-        )
+        return self._sample(e, r, label=label, nodata=None, files=r.meta["files"])
 
     def _label(self, e: Entry) -> np.ndarray:
         path = os.path.join(e.path, f"{e.id}_labels_metadata.json")

@@ -79,14 +79,5 @@ class EuroSAT(SourceDataset):
 
     def _read(self, e: Entry) -> Sample:
         r = raster.read_multiband(e.path, self.bands, band_order=self.options["band_order"])
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=CLASSES.index(e.info["class"]),
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": r.nodata, "class": e.info["class"], "file_bands": r.meta["file_bands"]},
-        )
+        return self._sample(e, r, label=CLASSES.index(e.info["class"]), nodata=r.nodata,
+                            file_bands=r.meta["file_bands"], **{"class": e.info["class"]})

@@ -93,14 +93,4 @@ class FMoWSentinel(SourceDataset):
 
     def _read(self, e: Entry) -> Sample:
         r = raster.read_multiband(e.path, self.bands, band_order=self.options["band_order"])
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=CATEGORIES.index(e.info["category"]),
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": r.nodata, **e.info},
-        )
+        return self._sample(e, r, label=CATEGORIES.index(e.info["category"]), nodata=r.nodata, **e.info)

@@ -67,14 +67,4 @@ class Folder(SourceDataset):
     def _read(self, e: Entry) -> Sample:
         order = self.options["band_order"]
         r = raster.read_multiband(e.path, self.bands, band_order=order, use_descriptions=order is None)
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=None,
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": r.nodata, "file_bands": r.meta["file_bands"]},
-        )
+        return self._sample(e, r, label=None, nodata=r.nodata, file_bands=r.meta["file_bands"])

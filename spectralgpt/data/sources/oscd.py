@@ -117,18 +117,7 @@ class OSCD(SourceDataset):
             img2 = raster.read_band_files(f2, self.bands, ref_band=self.options["ref_band"], **opts).array
             img2 = _fit(img2, r1.array.shape[-2:])
         label = self._label(e, r1.array.shape[-2:])
-        return Sample(
-            id=e.id,
-            image=r1.array,
-            bands=r1.bands,
-            label=label,
-            image2=img2,
-            crs=r1.crs,
-            transform=r1.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": None, "ref_band": r1.meta["ref_band"]},
-        )
+        return self._sample(e, r1, label=label, image2=img2, nodata=None, ref_band=r1.meta["ref_band"])
 
     def _label(self, e: Entry, shape) -> np.ndarray:
         cm = os.path.join(e.path, "cm")

@@ -101,14 +101,5 @@ class SegMunich(SourceDataset):
             raise BadSample(Reason.BAD_LABEL, f"unreadable label: {b}", lp) from b
         if values.shape != r.array.shape[-2:]:
             raise BadSample(Reason.WRONG_SIZE, f"label {lp} is {values.shape}, image {r.array.shape[-2:]}", lp)
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=remap_labels(values),
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": r.nodata, "label_path": lp, "filled_bands": r.meta["filled_bands"]},
-        )
+        return self._sample(e, r, label=remap_labels(values), nodata=r.nodata, label_path=lp,
+                            filled_bands=r.meta["filled_bands"])

@@ -101,14 +101,4 @@ class Sen1Floods11(SourceDataset):
         bad = np.setdiff1d(np.unique(label), [-1, 0, 1])
         if bad.size:
             raise BadSample(Reason.UNKNOWN_LABEL, f"label values {bad[:10].tolist()} not in {{-1, 0, 1}}", lp)
-        return Sample(
-            id=e.id,
-            image=r.array,
-            bands=r.bands,
-            label=label,
-            crs=r.crs,
-            transform=r.transform,
-            source=e.path,
-            split=e.split,
-            meta={"nodata": r.nodata, "label_path": lp, "ignore_index": IGNORE_INDEX},
-        )
+        return self._sample(e, r, label=label, nodata=r.nodata, label_path=lp, ignore_index=IGNORE_INDEX)
