@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
+import urllib.request
 from pathlib import Path
 
 from spectralgpt.config import Params, load_params
@@ -36,3 +38,19 @@ def files(*patterns: str, root: str | Path = ".") -> list[Path]:
     for pattern in patterns:
         out += sorted(Path(root).glob(pattern))
     return out
+
+
+def check_prefect(timeout: float = 5.0) -> str | None:
+    """A configured Prefect API must answer before any work starts; without one Prefect starts a temporary
+    local server itself."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    try:
+        urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout).close()
+    except OSError as e:
+        sys.exit(f"error: the Prefect API at {url} is unreachable ({getattr(e, 'reason', e)}). Start it with "
+                 "`prefect server start`, or unset PREFECT_API_URL to let Prefect run a temporary local server.")
+    return url

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import files, params, parse_args, tracked
+from flows.common import check_prefect, files, params, parse_args, tracked
 from spectralgpt.evaluation.evaluate import evaluate
 
 
@@ -51,4 +51,5 @@ def evaluate_flow(task: str, params_path: str = "params.yaml") -> dict:
 
 if __name__ == "__main__":
     args = parse_args(__doc__, task=True)
+    check_prefect()
     evaluate_flow(args.task, args.params)

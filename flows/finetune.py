@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import files, params, parse_args, tracked
+from flows.common import check_prefect, files, params, parse_args, tracked
 from spectralgpt.training.finetune import finetune
 
 
@@ -31,4 +31,5 @@ def finetune_flow(task: str, params_path: str = "params.yaml") -> dict:
 
 if __name__ == "__main__":
     args = parse_args(__doc__, task=True)
+    check_prefect()
     finetune_flow(args.task, args.params)

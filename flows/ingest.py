@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import files, params, parse_args, tracked
+from flows.common import check_prefect, files, params, parse_args, tracked
 from spectralgpt.data.pipeline import ingest_one
 
 
@@ -31,4 +31,5 @@ def ingest_flow(params_path: str = "params.yaml") -> dict:
 
 
 if __name__ == "__main__":
+    check_prefect()
     ingest_flow(parse_args(__doc__).params)

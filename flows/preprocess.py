@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import params, parse_args, tracked
+from flows.common import check_prefect, params, parse_args, tracked
 from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.data.pipeline import Selected, open_source, read_manifest
 from spectralgpt.data.preprocess import preprocess
@@ -61,4 +61,5 @@ def preprocess_flow(params_path: str = "params.yaml") -> dict:
 
 
 if __name__ == "__main__":
+    check_prefect()
     preprocess_flow(parse_args(__doc__).params)

@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import files, params, tracked
+from flows.common import check_prefect, files, params, tracked
 from spectralgpt.training.pretrain import pretrain
 
 
@@ -55,4 +55,5 @@ if __name__ == "__main__":
     ap.add_argument("--nproc", type=int, default=int(os.environ.get("SPECTRALGPT_NPROC", "1")),
                     help="processes for torchrun (default: $SPECTRALGPT_NPROC or 1)")
     args = ap.parse_args()
+    check_prefect()
     pretrain_flow(args.params, args.nproc)

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import params
+from flows.common import check_prefect, params
 from spectralgpt.config import TASKS
 
 
@@ -97,4 +97,5 @@ if __name__ == "__main__":
     ap.add_argument("--pull", action="store_true", help="dvc pull before reproducing")
     ap.add_argument("--push", action="store_true", help="dvc push the new outputs")
     a = ap.parse_args()
+    check_prefect()
     retrain_flow(a.params, not a.no_promote, a.pull, a.push)

@@ -16,6 +16,9 @@ from spectralgpt.training.config import TrainConfig
 
 TASKS = ("classification", "multilabel", "segmentation", "change")
 Task = Literal["classification", "multilabel", "segmentation", "change"]
+#: the model kind each task fine-tunes
+MODEL_KIND = {"classification": "classifier", "multilabel": "classifier", "segmentation": "segmentation",
+              "change": "change"}
 DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder")
 
 
@@ -107,6 +110,26 @@ class PretrainConfig(_Strict):
     shards: str = "data/shards"
     out: str = "models/pretrain"
 
+    @model_validator(mode="after")
+    def _architecture(self):
+        for stage in self.stages:
+            arch = _check_model(self.model, self.model_overrides, f"stage {stage.name!r}", img_size=stage.img_size)
+            if arch.kind != "mae":
+                raise ValueError(f"model {self.model!r} is a {arch.kind} model; pretraining needs an MAE model")
+        return self
+
+
+def _check_model(name: str, overrides: dict, where: str, **extra):
+    """The named architecture with overrides must be valid (sizes, bands, heads) before any work starts."""
+    from spectralgpt.models.registry import model_config
+
+    try:
+        return model_config(name, **{**overrides, **extra})
+    except KeyError as e:
+        raise ValueError(f"{where}: {e.args[0]}") from None
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
 
 class FinetuneConfig(_Strict):
     task: Task
@@ -129,6 +152,11 @@ class FinetuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _defaults(self):
+        size = {"img_size": self.img_size} if self.img_size else {}
+        arch = _check_model(self.model, self.model_overrides, "model", **size)
+        kind = MODEL_KIND[self.task]
+        if arch.kind != kind:
+            raise ValueError(f"model {self.model!r} is a {arch.kind} model; the {self.task} task needs a {kind} model")
         if self.corpus is None:
             self.corpus = self.task
         if self.out is None:

@@ -11,7 +11,7 @@ from spectralgpt.evaluation.metrics import (
     task_metrics,
     to_jsonable,
 )
-from spectralgpt.evaluation.report import plot_confusion_matrix, plot_per_class, save_report
+from spectralgpt.evaluation.report import plot_confusion_matrix, plot_multilabel_confusion, plot_per_class, save_report
 
 __all__ = [
     "PRIMARY_METRICS",
@@ -22,6 +22,7 @@ __all__ = [
     "SegmentationMetrics",
     "TaskMetrics",
     "plot_confusion_matrix",
+    "plot_multilabel_confusion",
     "plot_per_class",
     "save_report",
     "task_metrics",

@@ -53,7 +53,6 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
     values.update(data_version=corpus.manifest.get("fingerprint"), split=split, num_items=len(dataset),
                   primary_metric=metrics.primary)
     if out_dir is not None:
-        confusion = metrics.confusion_matrix() if task != "multilabel" else None
-        save_report(values, out_dir, task, class_names=extra.get("class_names"), confusion=confusion)
+        save_report(values, out_dir, task, class_names=extra.get("class_names"), confusion=metrics.confusion_matrix())
     log.info("%s on %s/%s: %s = %s", task, Path(corpus_dir).name, split, metrics.primary, values[metrics.primary])
     return values

@@ -117,8 +117,12 @@ def save_report(
             written["confusion_matrix"] = plot_confusion_matrix(
                 confusion, out / "confusion_matrix.png", class_names=cm_names, title=f"{task}: confusion matrix"
             )
+        elif confusion.ndim == 3 and confusion.shape[1:] == (2, 2):  # multilabel: one 2x2 per class
+            written["confusion_matrix"] = plot_multilabel_confusion(
+                confusion, out / "confusion_matrix.png", class_names=names or None,
+                title=f"{task}: per-class confusion")
         else:
-            log.info("confusion matrix of shape %s is not (C, C); no figure written", confusion.shape)
+            log.info("confusion matrix of shape %s is not (C, C) or (C, 2, 2); no figure written", confusion.shape)
     log.info("wrote %s report to %s: %s", task, out, ", ".join(p.name for p in written.values()))
     return written
 
@@ -136,6 +140,34 @@ def _save(fig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)  # grows to fit long class names
     return Path(path)
+
+
+def plot_multilabel_confusion(confusion: np.ndarray, out_path: str | os.PathLike,
+                              class_names: Sequence[str] | None = None, *, title: str | None = None) -> Path:
+    """Per-class (C, 2, 2) confusion matrices ([[TN, FP], [FN, TP]]) as one figure: for each class the
+    true-positive rate TP / (TP + FN) and the false-positive rate FP / (FP + TN), annotated with counts."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    n = cm.shape[0]
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
+    tn, fp, fn, tp = cm[:, 0, 0], cm[:, 0, 1], cm[:, 1, 0], cm[:, 1, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = np.stack([tp / (tp + fn), fp / (fp + tn)], axis=1)
+    fig = _new_figure(6.0, float(np.clip(1.0 + 0.35 * n, 3.0, 11.0)))
+    ax = fig.add_subplot()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="white")
+    im = ax.imshow(np.ma.masked_invalid(rates), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="rate")
+    ax.set_xticks([0, 1], labels=["true-positive rate", "false-positive rate"])
+    ax.set_yticks(range(n), labels=names, fontsize=float(np.clip(140.0 / n, 5.0, 10.0)))
+    for i in range(n):
+        for j, (num, den) in enumerate(((tp[i], tp[i] + fn[i]), (fp[i], fp[i] + tn[i]))):
+            ax.text(j, i, f"{int(num)}/{int(den)}", ha="center", va="center", fontsize=7,
+                    color="white" if np.nan_to_num(rates[i, j]) > 0.6 else "black")
+    if title:
+        ax.set_title(title)
+    return _save(fig, out_path)
 
 
 def plot_confusion_matrix(

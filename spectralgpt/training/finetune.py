@@ -18,7 +18,7 @@ from spectralgpt.training.distributed import is_main
 from spectralgpt.training.engine import fit
 from spectralgpt.training.history import History, write_csv
 from spectralgpt.training.pretrain import fingerprint
-from spectralgpt.training.tasks import (MODEL_KIND, change_step, classification_step, multilabel_step,
+from spectralgpt.training.tasks import (change_step, classification_step, multilabel_step,
                                         published_change_weights, segmentation_step, task_dataset)
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,7 @@ def build_step(cfg: FinetuneConfig, num_classes: int, corpus: ShardCorpus):
 
 def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: str | Path = "reports",
              callbacks=()) -> FinetuneResult:
-    arch = model_config(cfg.model, **cfg.model_overrides)
-    if arch.kind != MODEL_KIND[cfg.task]:
-        raise ValueError(f"finetune.{cfg.task}.model {cfg.model!r} is a {arch.kind} model; the {cfg.task} task "
-                         f"needs a {MODEL_KIND[cfg.task]} model")
+    arch = model_config(cfg.model, **cfg.model_overrides)  # the config validated it against the task
     corpus = open_corpus(cfg, cfg.train_split)
     manifest = corpus.manifest
     num_classes = num_classes_of(cfg.task, manifest)

@@ -10,10 +10,6 @@ import torch.nn.functional as F
 from spectralgpt.data.datasets import (ChangeDetectionDataset, ClassificationDataset, PretrainDataset,
                                        SegmentationDataset)
 
-MODEL_KIND = {"classification": "classifier", "multilabel": "classifier", "segmentation": "segmentation",
-              "change": "change"}
-LABEL_KIND = {"classification": "class", "multilabel": "multilabel", "segmentation": "mask", "change": "mask"}
-
 
 def task_dataset(task: str, corpus, size: int, train: bool, recipe="auto"):
     if task in ("classification", "multilabel"):

@@ -39,6 +39,10 @@ def test_tiny_profile_pretrained_encoder_loads_into_every_task_model():
     ({"data.sources.weird": {"kind": "eurosat", "root": "x"}}, "unknown corpus name"),
     ({"preprocess.bogus": 1}, "preprocess.bogus = 1: Extra inputs are not permitted"),
     ({"data.sources.classification.kind": "landsat"}, "data.sources.classification.kind = 'landsat'"),
+    ({"pretrain.stages": [{"name": "s1", "img_size": 100, "epochs": 1}]}, "img_size 100 is not a multiple of patch_size 8"),
+    ({"finetune.change.model_overrides": {"num_bands": 13}}, "num_bands 13 is not a multiple of t_patch_size 3"),
+    ({"finetune.segmentation.model": "vit_tiny_patch8_64"}, "the segmentation task needs a segmentation model"),
+    ({"pretrain.model": "vit_gigantic"}, "unknown model 'vit_gigantic'"),
 ])
 def test_bad_values_name_the_field(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):

@@ -95,13 +95,16 @@ def test_change_report_defaults_class_names_and_nulls(tmp_path):
     read_png(written["confusion_matrix"])
 
 
-def test_multilabel_report_skips_per_class_confusion(tmp_path):
+def test_multilabel_report_draws_per_class_confusion(tmp_path):
     g = torch.Generator().manual_seed(1)
     m = task_metrics("multilabel", 4)
     m.update(torch.randn(16, 4, generator=g), (torch.rand(16, 4, generator=g) < 0.5).long())
     names = ["a", "b", "c", "d"]
-    written = save_report(m.compute(), tmp_path, "multilabel", names, confusion=m.confusion_matrix())
-    assert "confusion_matrix" not in written and not (tmp_path / "confusion_matrix.png").exists()
+    confusion = m.confusion_matrix()
+    assert confusion.shape == (4, 2, 2) and confusion.sum() == 16 * 4
+    written = save_report(m.compute(), tmp_path, "multilabel", names, confusion=confusion)
+    image = read_png(written["confusion_matrix"])
+    assert image.shape[0] > 100 and image.std() > 0
     rows = read_csv(written["per_class"])
     assert [r["class"] for r in rows] == names and "ap" in rows[0]
     with pytest.raises(ValueError, match="class_names"):
