@@ -343,6 +343,36 @@ def _active(run_id: str, client: MlflowClient, log_system_metrics: bool, resumed
             log.warning("MLflow run %s ended FAILED: %s", run_id, reason)
 
 
+def _owner_tags() -> dict[str, str]:
+    return {f"{TAG}host": socket.gethostname(), f"{TAG}pid": str(os.getpid())}
+
+
+def reap_orphans(client: MlflowClient, experiment_id: str, stage: str) -> list[str]:
+    """Runs of `stage` left RUNNING by a process on this host that no longer exists (killed with SIGKILL,
+    power loss) are ended FAILED, so a killed stage never stays 'running' once the stage runs again."""
+    host, reaped = socket.gethostname(), []
+    query = f"attributes.status = 'RUNNING' and tags.`{TAG}stage` = '{stage}' and tags.`{TAG}host` = '{host}'"
+    for run in client.search_runs([experiment_id], query, max_results=100):
+        pid = int(run.data.tags.get(f"{TAG}pid", "0") or 0)
+        if pid and pid != os.getpid() and not _alive(pid):
+            client.set_tag(run.info.run_id, f"{TAG}failure", f"process {pid} on {host} ended without closing the run")
+            client.set_terminated(run.info.run_id, FAILED)
+            reaped.append(run.info.run_id)
+            log.warning("MLflow run %s of stage %s was left RUNNING by a dead process; marked FAILED",
+                        run.info.run_id, stage)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _start_kwargs(experiment: str, artifacts, uri: str | None, check: bool) -> tuple[MlflowClient, str]:
     uri = use_tracking(uri, check=check)
     return MlflowClient(uri), ensure_experiment(experiment, artifacts, uri)
@@ -399,7 +429,8 @@ def stage_run(name: str, params=None, tags: Mapping[str, Any] | None = None, *, 
             client.get_run(parent)
         except mlflow.exceptions.MlflowException as e:
             raise TrackingError(f"parent run {parent} not found in {mlflow.get_tracking_uri()}: {e}") from None
-    all_tags = {**lineage_tags(name, params, parent, root), "mlflow.runName": name,
+    reap_orphans(client, exp_id, name)
+    all_tags = {**lineage_tags(name, params, parent, root), **_owner_tags(), "mlflow.runName": name,
                 **{k: str(v) for k, v in (tags or {}).items()}}
     if parent:
         all_tags["mlflow.parentRunId"] = parent

@@ -102,6 +102,26 @@ def test_sigterm_ends_the_stage_failed(store, tmp_path):
     assert r.info.status == "FAILED" and r.data.tags["spectralgpt.failure"] == "terminated (SIGTERM)"
 
 
+def test_sigkilled_stage_is_marked_failed_when_the_stage_runs_again(store, tmp_path):
+    script = textwrap.dedent(f"""
+        import os, signal
+        from spectralgpt.tracking import stage_run
+        with stage_run("finetune-change", log_system_metrics=False) as run:
+            open({str(tmp_path / 'run_id')!r}, "w").write(run.run_id)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert proc.returncode == -9
+    killed = (tmp_path / "run_id").read_text()
+    client = MlflowClient(store)
+    assert client.get_run(killed).info.status == "RUNNING"  # nothing could end it
+    with stage_run("finetune-change", log_system_metrics=False) as run:
+        assert run.run_id != killed
+    r = client.get_run(killed)
+    assert r.info.status == "FAILED" and "ended without closing the run" in r.data.tags["spectralgpt.failure"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
