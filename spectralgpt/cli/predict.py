@@ -9,11 +9,11 @@ import typer
 from spectralgpt.cli.app import app
 
 
-def _predictor(model: str, device: str):
+def _predictor(model: str, device: str, precision: str = "fp32"):
     from spectralgpt.inference import Predictor
     from spectralgpt.inference.resolve import resolve_model
 
-    return Predictor.load(resolve_model(model), device=device)
+    return Predictor.load(resolve_model(model), device=device, precision=precision)
 
 
 @app.command()
@@ -27,13 +27,14 @@ def predict(
     probabilities: bool = typer.Option(False, "--probabilities", help="add per-class probability bands"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run"),
     device: str = typer.Option("cpu", help="torch device"),
+    precision: str = typer.Option("auto", help="fp32 | bf16 | auto (bf16 where the CPU/GPU runs it natively)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Predict a whole scene (any size) to a georeferenced GeoTIFF."""
     from spectralgpt.inference.scene import predict_scene
 
     try:
-        r = predict_scene(_predictor(model, device), input, output, input2=input2, overlap=overlap,
+        r = predict_scene(_predictor(model, device, precision), input, output, input2=input2, overlap=overlap,
                           batch_size=batch_size, probabilities=probabilities, resume=resume, progress=progress)
     except (ValueError, FileNotFoundError) as e:  # bad input (BadSample, SceneError): one clear line, exit 1
         typer.echo(f"error: {e}", err=True)

@@ -15,10 +15,28 @@ from spectralgpt.models import load_model
 TASK_OF_KIND = {"segmentation": "segmentation", "change": "change"}
 
 
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """'fp32' -> None (exact); 'bf16' -> bf16 autocast; 'auto' -> bf16 where the hardware runs it natively
+    (CUDA GPUs with bf16, CPUs with AVX-512 BF16 / AMX through oneDNN), else fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"precision must be fp32, bf16 or auto, got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
 class Predictor:
-    def __init__(self, model, meta: dict, device: str | torch.device = "cpu"):
+    """`precision` 'fp32' (default: exact), 'bf16' or 'auto' (bf16 autocast where the hardware has it; class
+    maps agree with fp32 on all but a few boundary pixels, see benchmarks/predict_throughput.py)."""
+
+    def __init__(self, model, meta: dict, device: str | torch.device = "cpu", precision: str = "fp32"):
         self.model = model.eval().to(device)
         self.meta, self.device = meta, torch.device(device)
+        self.autocast_dtype = resolve_precision(precision, self.device)
         self.cfg = model.cfg
         self.bands = tuple(meta.get("bands") or self.cfg.bands)
         norm = meta.get("normalization")
@@ -28,9 +46,9 @@ class Predictor:
         self.class_names = extra.get("class_names")
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "Predictor":
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> "Predictor":
         model, meta = load_model(directory)
-        return cls(model, meta, device)
+        return cls(model, meta, device, precision)
 
     @property
     def size(self) -> int:
@@ -54,24 +72,31 @@ class Predictor:
             raise ValueError("input contains NaN or infinite values")
         return self.recipe(t).to(self.device)
 
-    @torch.no_grad()
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    @torch.inference_mode()
     def forward(self, x: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised input -> probabilities: (B, K) for classifiers, (B, K, H, W) for dense models."""
-        if self.cfg.kind == "change":
-            if x2 is None:
-                raise ValueError("a change-detection model needs two dates")
-            logits = self.model(x, x2)
-        elif self.cfg.kind == "mae":
-            raise ValueError("an MAE pretraining model has no prediction head; use embed()")
-        else:
-            logits = self.model(x)
+        with self._autocast():
+            logits = self._logits(x, x2)
         logits = logits.float()
         return torch.sigmoid(logits) if self.cfg.multilabel else torch.softmax(logits, dim=1)
 
-    @torch.no_grad()
+    def _logits(self, x: torch.Tensor, x2: torch.Tensor | None) -> torch.Tensor:
+        if self.cfg.kind == "change":
+            if x2 is None:
+                raise ValueError("a change-detection model needs two dates")
+            return self.model(x, x2)
+        if self.cfg.kind == "mae":
+            raise ValueError("an MAE pretraining model has no prediction head; use embed()")
+        return self.model(x)
+
+    @torch.inference_mode()
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder embedding per image: mean over all tokens after the final norm, (B, D)."""
-        return self.model.encode(x).mean(dim=1)
+        with self._autocast():
+            return self.model.encode(x).mean(dim=1).float()
 
     def predict(self, raw, raw2=None, bands=None) -> np.ndarray:
         """Raw reflectance in, probabilities out (numpy)."""
