@@ -106,12 +106,17 @@ def read_state_dict(source: str | Path | Mapping) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_pretrained(model: nn.Module, source: str | Path | Mapping, strict_encoder: bool = True) -> LoadReport:
+def load_pretrained(model: nn.Module, source: str | Path | Mapping, strict_encoder: bool = True,
+                    resize_pos_embed: str = "interpolate") -> LoadReport:
     """Load pretrained weights into any SpectralGPT model; returns what matched, was resized or left out.
 
-    Shapes that differ fail with the key names and shapes, except spatial position tables (resized) and the
-    class-count dependent head (skipped). With `strict_encoder`, a checkpoint lacking any encoder key fails.
+    Shapes that differ fail with the key names and shapes, except spatial position tables (bicubically resized;
+    `resize_pos_embed="drop"` reproduces the published stage-2 resume, which deleted them and kept the fresh
+    initialisation) and the class-count dependent head (skipped). With `strict_encoder`, a checkpoint lacking
+    any encoder key fails.
     """
+    if resize_pos_embed not in ("interpolate", "drop"):
+        raise ValueError(f"resize_pos_embed must be 'interpolate' or 'drop', got {resize_pos_embed!r}")
     cfg: ModelConfig = model.cfg
     sd = read_state_dict(source)
     own = model.state_dict()
@@ -125,6 +130,9 @@ def load_pretrained(model: nn.Module, source: str | Path | Mapping, strict_encod
             load[k] = v
             report.matched.append(k)
         elif k in ("pos_embed_spatial", "decoder_pos_embed_spatial") and v.ndim == 3 and v.shape[2] == want[2]:
+            if resize_pos_embed == "drop":
+                report.skipped.append((k, tuple(v.shape), want))
+                continue
             load[k] = pos_embed.resize_spatial(v, cfg.grid)
             report.resized.append((k, tuple(v.shape), want))
         elif k == "pos_embed" and cfg.legacy_joint_pos_embed and v.ndim == 3 and v.shape[2] == want[2]:
@@ -139,7 +147,8 @@ def load_pretrained(model: nn.Module, source: str | Path | Mapping, strict_encod
                               + "; ".join(bad[:8]) + ("; ..." if len(bad) > 8 else ""))
     report.missing = [k for k in own if k not in load]
     if strict_encoder:
-        lost = [k for k in report.missing if k.startswith(ENCODER_PREFIXES)]
+        dropped = {k for k, _, _ in report.skipped}
+        lost = [k for k in report.missing if k.startswith(ENCODER_PREFIXES) and k not in dropped]
         if lost:
             raise CheckpointError(f"checkpoint lacks {len(lost)} encoder weights of this model: "
                                   + ", ".join(lost[:8]) + (", ..." if len(lost) > 8 else ""))

@@ -29,6 +29,15 @@ def is_main() -> bool:
     return rank_world()[0] == 0
 
 
+def all_gather(obj) -> list:
+    """`obj` from every rank, in rank order (a one-element list in a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

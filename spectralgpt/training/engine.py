@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from spectralgpt.training import state as ckpt
 from spectralgpt.training.config import TrainConfig
-from spectralgpt.training.distributed import barrier, rank_world
+from spectralgpt.training.distributed import all_gather, barrier, rank_world
 from spectralgpt.training.optim import lr_at, param_groups
 from spectralgpt.training.sampler import ResumableBatches, SeededBatches
 
@@ -54,9 +54,13 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """'auto': the current CUDA device (torchrun sets one per process), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
@@ -119,7 +123,8 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
         core.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        ckpt.set_rng_state(ranks[rank] if len(ranks) == world else state["rng"])
         micro = int(state["micro_step"])
         log.info("resumed from %s at step %d/%d", resumed_from, micro // cfg.accum_iter, total_steps)
     # The DataLoader's own seed comes from a private generator, so creating an iterator mid-epoch (on resume)
@@ -196,10 +201,11 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
                 if bar is not None:
                     bar.update(1)
                 if step % cfg.checkpoint_every == 0 or step == total_steps:
+                    rng = all_gather(ckpt.rng_state())  # every rank's RNG, so each resumes its own stream
                     if main:
                         path = ckpt.save(ckpt_dir, step, {
                             "model": core.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict(), "rng": ckpt.rng_state(), "micro_step": micro,
+                            "scaler": scaler.state_dict(), "rng": rng[0], "rng_ranks": rng, "micro_step": micro,
                             "step": step, "train_config": cfg.model_dump(mode="json")}, cfg.keep_checkpoints)
                         for cb in callbacks:
                             cb.on_checkpoint(step, path)

@@ -57,6 +57,17 @@ def test_96px_checkpoint_loads_into_128px_models_with_interpolated_spatial_table
         assert torch.isfinite(out[0] if isinstance(out, tuple) else out).all()
 
 
+def test_legacy_drop_keeps_fresh_spatial_tables(tmp_path):
+    torch.manual_seed(0)
+    stage1 = create_model("mae_vit_tiny_patch8_64", img_size=96)
+    model = create_model("mae_vit_tiny_patch8_64", img_size=128)
+    fresh = model.pos_embed_spatial.detach().clone()
+    report = load_pretrained(model, stage1.state_dict(), resize_pos_embed="drop")
+    assert {k for k, _, _ in report.skipped} == {"pos_embed_spatial", "decoder_pos_embed_spatial"}
+    assert torch.equal(model.pos_embed_spatial, fresh)  # as the published stage-2 resume did
+    assert torch.equal(model.pos_embed_temporal, stage1.pos_embed_temporal)
+
+
 def test_legacy_classifier_ignores_pretrained_position_tables(tmp_path):
     path = published(create_model("mae_vit_tiny_patch8_64"), tmp_path / "ckpt.pth")
     model = create_model("vit_tiny_patch8_64", legacy_joint_pos_embed=True)
