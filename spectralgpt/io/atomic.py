@@ -19,14 +19,15 @@ def _temp_beside(path: str | os.PathLike) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = True, **kwargs):
-    """Open a temporary file beside `path`; on success it is renamed to `path`, on error removed."""
+def atomic_path(path: str | os.PathLike, fsync: bool = True):
+    """Yield a temporary path beside `path` for writers that take a file name (torch.save, safetensors,
+    rasterio); on success it is fsynced and renamed to `path`, on error removed."""
     fd, tmp = _temp_beside(path)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            if fsync:
+        yield Path(tmp)
+        if fsync:
+            with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -36,20 +37,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = True, **
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path` for writers that take a file name (torch.save, safetensors,
-    rasterio); on success it is fsynced and renamed to `path`, on error removed."""
-    fd, tmp = _temp_beside(path)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
+def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = True, **kwargs):
+    """Open a temporary file beside `path`; on success it is renamed to `path`, on error removed."""
+    with atomic_path(path, fsync=False) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+        f.flush()
+        if fsync:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> str:

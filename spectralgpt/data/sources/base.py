@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 
 from spectralgpt.bands import PRETRAIN_BANDS, canonical_list
+import numpy as np
+
 from spectralgpt.data.sample import BadSample, Reason, Sample
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,19 @@ class SourceDataset:
     @property
     def class_names(self) -> tuple[str, ...] | None:
         return self.CLASS_NAMES
+
+    @staticmethod
+    def _label_mask(path: str, shape) -> np.ndarray:
+        """The label raster at `path`, which must match the image's (H, W), else BadSample."""
+        from spectralgpt.io import raster
+
+        try:
+            values, _, _ = raster.read_mask(path, allow_drivers=("GTiff",))
+        except BadSample as b:
+            raise BadSample(Reason.BAD_LABEL, f"unreadable label: {b}", path) from b
+        if values.shape != tuple(shape):
+            raise BadSample(Reason.WRONG_SIZE, f"label {path} is {values.shape}, image {tuple(shape)}", path)
+        return values
 
     @staticmethod
     def _sample(e: "Entry", r, label=None, image2=None, **meta) -> Sample:

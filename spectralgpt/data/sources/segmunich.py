@@ -95,11 +95,6 @@ class SegMunich(SourceDataset):
         lp = os.path.join(os.path.dirname(os.path.dirname(e.path)), "label", os.path.basename(e.path))
         if not os.path.exists(lp):
             raise BadSample(Reason.MISSING_FILE, f"label tile {lp} does not exist", lp)
-        try:
-            values, _, _ = raster.read_mask(lp, allow_drivers=("GTiff",))
-        except BadSample as b:
-            raise BadSample(Reason.BAD_LABEL, f"unreadable label: {b}", lp) from b
-        if values.shape != r.array.shape[-2:]:
-            raise BadSample(Reason.WRONG_SIZE, f"label {lp} is {values.shape}, image {r.array.shape[-2:]}", lp)
+        values = self._label_mask(lp, r.array.shape[-2:])
         return self._sample(e, r, label=remap_labels(values), nodata=r.nodata, label_path=lp,
                             filled_bands=r.meta["filled_bands"])

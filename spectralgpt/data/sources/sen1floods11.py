@@ -91,12 +91,7 @@ class Sen1Floods11(SourceDataset):
         lp = self._label_path(e)
         if lp is None:
             raise BadSample(Reason.MISSING_FILE, f"no {e.id}_LabelHand.tif beside {e.path} or in ../LabelHand", e.path)
-        try:
-            values, _, _ = raster.read_mask(lp, allow_drivers=("GTiff",))
-        except BadSample as b:
-            raise BadSample(Reason.BAD_LABEL, f"unreadable label: {b}", lp) from b
-        if values.shape != r.array.shape[-2:]:
-            raise BadSample(Reason.WRONG_SIZE, f"label {lp} is {values.shape}, image {r.array.shape[-2:]}", lp)
+        values = self._label_mask(lp, r.array.shape[-2:])
         label = values.astype(np.int64)
         bad = np.setdiff1d(np.unique(label), [-1, 0, 1])
         if bad.size:
