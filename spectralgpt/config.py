@@ -70,7 +70,7 @@ class IngestConfig(_Strict):
 #: dataset z-score for EuroSAT, the mean +/- 2 sigma clip for BigEarthNet
 DEFAULT_RECIPES = {"pretrain": "minmax", "classification": "zscore", "multilabel": "clip2sigma",
                    "segmentation": "minmax", "change": "minmax"}
-DEFAULT_FITS = {"change": "tile"}  # OSCD cities are whole scenes: cut into tiles
+DEFAULT_FITS = {"change": "tile", "segmentation": "tile"}  # scenes are cut into tiles, stitched back at evaluation
 
 
 class PreprocessConfig(_Strict):

@@ -65,6 +65,21 @@ def test_finetuning_loss_falls(task, corpus, tmp_path):
     assert (tmp_path / "eval/metrics.json").exists()
 
 
+def test_dense_tasks_are_scored_on_whole_scenes(corpus, tmp_path):
+    from spectralgpt.io.shards import ShardCorpus
+    from spectralgpt.models import create_model, save_model
+
+    shards = corpus / "shards" / "change"
+    test = ShardCorpus(shards, split="test")
+    scenes = test.index.groupby("sample").agg(h=("row_off", "max"), w=("col_off", "max"), n=("window", "max"))
+    pixels = int(((scenes.h + scenes.n) * (scenes.w + scenes.n)).sum())
+    save_model(create_model("cd_vit_tiny_patch8_64"), tmp_path / "m", extra={"task": "change"})
+    whole = evaluate(tmp_path / "m", shards, "test")
+    tiles = evaluate(tmp_path / "m", shards, "test", legacy={"oscd_legacy_patch_eval": True})
+    assert whole["scored_on"] == "scenes" and whole["num_pixels"] == pixels
+    assert tiles["scored_on"] == "tiles" and tiles["num_pixels"] == len(test) * 64 * 64 > pixels
+
+
 def test_linear_probe_trains_only_the_head(corpus, tmp_path):
     from spectralgpt.models import create_model, save_model
 
