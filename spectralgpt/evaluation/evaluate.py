@@ -94,7 +94,8 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
             metrics.update(logits.float().cpu(), target)
     values = metrics.compute()
     values.update(data_version=corpus.manifest.get("fingerprint"), split=split, num_items=len(dataset),
-                  primary_metric=metrics.primary, scored_on="scenes" if scenes is not None else "tiles")
+                  primary_metric=metrics.primary,
+                  scored_on="scenes" if scenes is not None else ("tiles" if task in ("segmentation", "change") else "images"))
     if out_dir is not None:
         save_report(values, out_dir, task, class_names=extra.get("class_names"), confusion=metrics.confusion_matrix())
     log.info("%s on %s/%s: %s = %s", task, Path(corpus_dir).name, split, metrics.primary, values[metrics.primary])
