@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -85,8 +84,8 @@ def main() -> None:
     print("  spectralgpt models   -> champion and challenger per task")
     for d in result["decisions"]:
         print(f"  {d.get('task')}: {d.get('decision')} ({d.get('reason', '')})")
-    if shutil.which("git"):
-        print("  dvc status:", subprocess.run([sys.executable, "-m", "dvc", "status", "-q"]).returncode == 0 and "clean")
+    clean = subprocess.run([sys.executable, "-m", "dvc", "status", "-q"]).returncode == 0
+    print("  dvc status:", "clean, a second `dvc repro` is a no-op" if clean else "changes pending (see `dvc status`)")
 
 
 if __name__ == "__main__":
