@@ -33,8 +33,7 @@ def register_model(p, task_name: str, metrics: dict, run_id: str) -> dict:
 @flow(name="evaluate", flow_run_name="evaluate-{task}")
 def evaluate_flow(task: str, params_path: str = "params.yaml") -> dict:
     p = params(params_path)
-    if task not in p.finetune:
-        raise ValueError(f"{params_path} has no finetune.{task} section (has: {', '.join(p.finetune)})")
+    p.finetune_for(task)  # a clear error when params has no section for it
     with tracked(p, f"evaluate-{task}", p.evaluate, {"task": task}) as run:
         metrics = run_evaluate(p, task)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})

@@ -19,9 +19,7 @@ def run_finetune(p, task_name: str, run) -> dict:
 @flow(name="finetune", flow_run_name="finetune-{task}")
 def finetune_flow(task: str, params_path: str = "params.yaml") -> dict:
     p = params(params_path)
-    if task not in p.finetune:
-        raise ValueError(f"{params_path} has no finetune.{task} section (has: {', '.join(p.finetune)})")
-    with tracked(p, f"finetune-{task}", p.finetune[task], {"task": task}) as run:
+    with tracked(p, f"finetune-{task}", p.finetune_for(task), {"task": task}) as run:
         metrics = run_finetune(p, task, run)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         run.log_artifacts(files(f"reports/{task}/train_*"), "reports")

@@ -195,6 +195,12 @@ class Params(_Strict):
     promote: PromoteConfig = PromoteConfig()
     tracking: TrackingConfig = TrackingConfig()
 
+    def finetune_for(self, task: str) -> FinetuneConfig:
+        """The fine-tuning section of `task`, or a ConfigError naming the sections there are."""
+        if task not in self.finetune:
+            raise ConfigError(f"params has no finetune.{task} section (has: {', '.join(self.finetune) or 'none'})")
+        return self.finetune[task]
+
     @model_validator(mode="after")
     def _tasks(self):
         for name, ft in self.finetune.items():

@@ -34,6 +34,16 @@ def load(params: Path, overrides: list[str] | None):
         raise typer.Exit(2) from None
 
 
+def task_config(p, task: str):
+    from spectralgpt.config import ConfigError
+
+    try:
+        return p.finetune_for(task)
+    except ConfigError as e:
+        typer.secho(str(e), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 def mlflow_callbacks() -> list:
     """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun)."""
     import os
@@ -107,13 +117,10 @@ def finetune(task: str = typer.Option(..., help="classification | multilabel | s
     from spectralgpt.training.distributed import cleanup, init_from_env
     from spectralgpt.training.finetune import finetune as run
 
-    p = load(params, set_)
-    if task not in p.finetune:
-        typer.secho(f"params.yaml has no finetune.{task} section (has: {', '.join(p.finetune)})", fg="red", err=True)
-        raise typer.Exit(2)
+    ft = task_config(load(params, set_), task)
     init_from_env()
     try:
-        echo_json(run(p.finetune[task], callbacks=mlflow_callbacks()).metrics)
+        echo_json(run(ft, callbacks=mlflow_callbacks()).metrics)
     finally:
         cleanup()
 
@@ -125,10 +132,7 @@ def evaluate(task: str = typer.Option(..., help="classification | multilabel | s
     from spectralgpt.evaluation.evaluate import evaluate as run
 
     p = load(params, set_)
-    if task not in p.finetune:
-        typer.secho(f"params.yaml has no finetune.{task} section", fg="red", err=True)
-        raise typer.Exit(2)
-    ft = p.finetune[task]
+    ft = task_config(p, task)
     values = run(ft.out, Path(ft.shards) / ft.corpus, p.evaluate.split, p.evaluate.batch_size,
                  Path(p.evaluate.out) / task, p.evaluate.legacy.get(task))
     echo_json({k: v for k, v in values.items() if not isinstance(v, list)})
