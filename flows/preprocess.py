@@ -11,29 +11,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import check_prefect, params, parse_args, tracked
-from spectralgpt.bands import PRETRAIN_BANDS
-from spectralgpt.data.pipeline import Selected, open_source, read_manifest
+from spectralgpt.data.pipeline import preprocess_job, read_manifest
 from spectralgpt.data.preprocess import preprocess
-
-
-def _job(p, name: str) -> dict:
-    cfg = p.preprocess
-    manifest = read_manifest(p, name)
-    return dict(source=Selected(open_source(p.data.sources[name]), manifest["good"]),
-                out_dir=Path(p.data.shards) / name, size=cfg.size_for(name), shard_size=cfg.shard_size,
-                bands=PRETRAIN_BANDS, fit=cfg.fit_for(name), recipe=cfg.recipe_for(name), name=name,
-                meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{shards}")
 def write_shards(p, name: str, shards: list[int]) -> list[int]:
-    preprocess(**_job(p, name), workers=1, shards=shards, finalize=False)
+    preprocess(**preprocess_job(p, name), workers=1, shards=shards, finalize=False)
     return shards
 
 
 @task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}")
 def assemble(p, name: str) -> dict:
-    result = preprocess(**_job(p, name), workers=1, shards=[])
+    result = preprocess(**preprocess_job(p, name), workers=1, shards=[])
     return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine)}
 
 

@@ -62,16 +62,20 @@ def read_manifest(params: Params, name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def preprocess_one(params: Params, name: str) -> PreprocessResult:
-    """Shard corpus <shards>/<name> from the usable samples that ingest listed."""
+def preprocess_job(params: Params, name: str) -> dict:
+    """The `preprocess` arguments that write corpus <shards>/<name> from the samples ingest found usable
+    (everything but `workers`, `shards` and `finalize`, which say how the work is split)."""
     manifest = read_manifest(params, name)
-    ds = Selected(open_source(params.data.sources[name]), manifest["good"])
     cfg = params.preprocess
-    result = preprocess(ds, Path(params.data.shards) / name, size=cfg.size_for(name), shard_size=cfg.shard_size,
-                        workers=cfg.workers, bands=PRETRAIN_BANDS, fit=cfg.fit_for(name),
-                        recipe=cfg.recipe_for(name), name=name,
-                        meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
-    return result
+    return dict(source=Selected(open_source(params.data.sources[name]), manifest["good"]),
+                out_dir=Path(params.data.shards) / name, size=cfg.size_for(name), shard_size=cfg.shard_size,
+                bands=PRETRAIN_BANDS, fit=cfg.fit_for(name), recipe=cfg.recipe_for(name), name=name,
+                meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
+
+
+def preprocess_one(params: Params, name: str) -> PreprocessResult:
+    """Shard corpus <shards>/<name> in one call, with a process pool of `preprocess.workers`."""
+    return preprocess(**preprocess_job(params, name), workers=params.preprocess.workers)
 
 
 def preprocess_all(params: Params, names: list[str] | None = None) -> dict[str, PreprocessResult]:

@@ -442,7 +442,3 @@ def stage_run(name: str, params=None, tags: Mapping[str, Any] | None = None, *, 
         if params is not None:
             run.log_params(params)
         yield run
-
-
-def get_run_status(run_id: str, uri: str | None = None) -> str:
-    return MlflowClient(resolve_uri(uri)).get_run(run_id).info.status
