@@ -2,22 +2,31 @@
 
 Both sides serve the same synthetic 12-band 128 px images with the pretraining augmentation (per-image
 per-band min-max, RandomResizedCrop scale 0.2-1.0 to 128 px with bicubic interpolation, horizontal flip)
-through a DataLoader with the same batch size and worker count:
+through a DataLoader with the same batch size and worker count, and each batch is handed to the training
+device (`--device`, default cuda when there is one):
 
 (a) per file, as the original code does: open each GeoTIFF with rasterio in __getitem__, min-max in
     numpy (float64, (H, W, C), as skimage.imread + the original transform give), then per sample crop,
     resize (F.interpolate bicubic on the float64 tensor, what torchvision's RandomResizedCrop does) and
     flip, default collation;
-(b) shards: ``PretrainDataset`` over a memory-mapped ``ShardCorpus`` via ``make_loader`` (augmentation
-    once per batch).
+(b) shards, augmentation in the loader's processes: ``PretrainDataset`` over a memory-mapped
+    ``ShardCorpus`` via ``make_loader`` (augmentation once per batch, one grid_sample) - what training
+    does on a CPU;
+(c) shards, augmentation on the device: ``make_loader(..., defer=True)`` ships the stored uint16 pixels
+    with the drawn crops; ``dataset.finish`` runs after the copy - what training does on a GPU
+    (``TrainConfig.augment_on="auto"``). On a CPU-only machine (c) is also printed without the device
+    step: the rate at which the loader's processes alone can feed an accelerator.
 
-    python benchmarks/data_throughput.py [--n 512] [--workers 2] [--batch 64] [--epochs 2]
+    python benchmarks/data_throughput.py [--n 512] [--workers 2] [--batch 64] [--epochs 2] [--device cuda]
+
+On a GPU machine, `taskset -c 0,1 python benchmarks/data_throughput.py` measures what 2 cores can feed it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -77,16 +86,32 @@ class TifFolder:
                           transform=d.transform, source=str(self.files[i]))
 
 
-def _rate(loader, epochs):
+def _rate(loader, epochs, device=None, finish=None):
+    """Images per second through `loader`, each batch moved to `device` (and finished there)."""
+    def consume(b):
+        if device is not None:
+            b = {k: v.to(device, non_blocking=True) for k, v in b.items()} if isinstance(b, dict) else \
+                b.to(device, non_blocking=True)
+        if finish is not None:
+            b = finish(b)
+        return (b["index"] if isinstance(b, dict) else b).shape[0]
+
     it = iter(loader)
-    next(it)  # warm-up: worker start
+    consume(next(it))  # warm-up: worker start
+    _sync(device)
     n, t0 = 0, time.perf_counter()
     for b in it:
-        n += (b["image"] if isinstance(b, dict) else b).shape[0]
+        n += consume(b)
     for _ in range(epochs - 1):
         for b in loader:
-            n += (b["image"] if isinstance(b, dict) else b).shape[0]
+            n += consume(b)
+    _sync(device)
     return n / (time.perf_counter() - t0)
+
+
+def _sync(device):
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main(argv=None):
@@ -98,7 +123,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--dir", default=None)
     ap.add_argument("--compress", default=None, help="GDAL compression of the GeoTIFFs, e.g. deflate")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args(argv)
+    device = torch.device(a.device)
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -113,25 +140,22 @@ def main(argv=None):
         preprocess(TifFolder(files), tmp / "shards", size=a.size, shard_size=256, workers=a.workers)
         print(f"preprocessed into shards in {time.perf_counter() - t:.1f} s")
 
+        pin = device.type == "cuda"
         per_file = DataLoader(PerFileDataset(files, a.size), batch_size=a.batch, shuffle=True,
-                              num_workers=a.workers, persistent_workers=a.workers > 0, drop_last=False)
-        ra = _rate(per_file, a.epochs)
+                              num_workers=a.workers, persistent_workers=a.workers > 0, pin_memory=pin)
+        ra = _rate(per_file, a.epochs, device)
         ds = PretrainDataset(tmp / "shards", size=a.size, bands=PRETRAIN_BANDS, interpolation="bicubic")
-        rb = _rate(make_loader(ds, a.batch, num_workers=a.workers), a.epochs)
-        ds_bl = PretrainDataset(tmp / "shards", size=a.size, bands=PRETRAIN_BANDS, interpolation="bilinear")
-        rc = _rate(make_loader(ds_bl, a.batch, num_workers=a.workers), a.epochs)
-        # where the time goes: reading + min-max only, no augmentation
-        ra0 = _rate(DataLoader(PerFileDataset(files, a.size, augment=False), batch_size=a.batch, shuffle=True,
-                               num_workers=a.workers, persistent_workers=a.workers > 0), a.epochs)
-        ds0 = PretrainDataset(tmp / "shards", size=a.size, bands=PRETRAIN_BANDS, train=False)
-        ds0._geometry = lambda x: x  # noqa: E731 - identity geometry
-        rb0 = _rate(make_loader(ds0, a.batch, num_workers=a.workers), a.epochs)
-    print(f"workers={a.workers} batch={a.batch} images={a.n}x{a.epochs} epochs, 12 bands, {a.size} px")
-    print(f"(a) per-file GeoTIFF + per-sample aug : {ra:8.1f} images/s")
-    print(f"(b) shards + batched aug (bicubic)    : {rb:8.1f} images/s   ratio {rb / ra:5.1f}x")
-    print(f"    shards + batched aug (bilinear)   : {rc:8.1f} images/s   ratio {rc / ra:5.1f}x")
-    print(f"read + min-max only, no augmentation: per-file {ra0:8.1f} images/s, shards {rb0:8.1f} images/s,"
-          f" ratio {rb0 / ra0:5.1f}x")
+        rb = _rate(make_loader(ds, a.batch, num_workers=a.workers, pin_memory=pin), a.epochs, device)
+        deferred = make_loader(ds, a.batch, num_workers=a.workers, pin_memory=pin, defer=True)
+        rc = _rate(deferred, a.epochs, device, ds.finish)
+        rc0 = _rate(deferred, a.epochs)
+    print(f"workers={a.workers} batch={a.batch} images={a.n}x{a.epochs} epochs, 12 bands, {a.size} px, "
+          f"device={device}, threads={torch.get_num_threads()}, cores={len(os.sched_getaffinity(0))}")
+    print(f"(a) per-file GeoTIFF + per-sample aug in the loader : {ra:8.1f} images/s")
+    print(f"(b) shards + batched aug in the loader              : {rb:8.1f} images/s   ratio {rb / ra:5.1f}x")
+    print(f"(c) shards + batched aug on {device.type:<4}                    : {rc:8.1f} images/s   "
+          f"ratio {rc / ra:5.1f}x")
+    print(f"    (c)'s loader alone (uint16 pixels + crop boxes) : {rc0:8.1f} images/s   ratio {rc0 / ra:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -39,19 +39,21 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from spectralgpt.bands import PRETRAIN_BANDS, band_indices
 from spectralgpt.data.normalize import MinMax, Recipe, make_recipe
+from spectralgpt.data.prefetch import ThreadLoader
 from spectralgpt.io.shards import ShardCorpus
 
 
 # ------------------------------------------------------------------------------------------------------
 # Batched geometry
 # ------------------------------------------------------------------------------------------------------
-def rrc_boxes(b: int, h: int, w: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), attempts: int = 10):
+def rrc_boxes(b: int, h: int, w: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), attempts: int = 10,
+              generator: torch.Generator | None = None):
     """Random-resized-crop boxes (top, left, height, width) as float tensors, torchvision's algorithm
     (area fraction uniform in `scale`, log-uniform aspect ratio, up to `attempts` tries, then the
     largest centred box of a clamped ratio), vectorised over a batch of b images."""
     area = h * w
-    s = torch.empty(b, attempts).uniform_(*scale) * area
-    logr = torch.empty(b, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]))
+    s = torch.empty(b, attempts).uniform_(*scale, generator=generator) * area
+    logr = torch.empty(b, attempts).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
     r = torch.exp(logr)
     cw = torch.round(torch.sqrt(s * r))
     ch = torch.round(torch.sqrt(s / r))
@@ -60,8 +62,8 @@ def rrc_boxes(b: int, h: int, w: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), at
     idx = first.clamp(min=0)
     bw = cw.gather(1, idx[:, None])[:, 0]
     bh = ch.gather(1, idx[:, None])[:, 0]
-    top = torch.floor(torch.rand(b) * (h - bh + 1))
-    left = torch.floor(torch.rand(b) * (w - bw + 1))
+    top = torch.floor(torch.rand(b, generator=generator) * (h - bh + 1))
+    left = torch.floor(torch.rand(b, generator=generator) * (w - bw + 1))
     # fallback: centre crop with the ratio clamped into range
     in_ratio = w / h
     if in_ratio < ratio[0]:
@@ -82,12 +84,12 @@ def crop_resize(x: torch.Tensor, boxes, size: int, hflip=None, mode: str = "bili
     """Crop per-sample boxes (top, left, height, width) out of x (B, C, H, W) and resize them to size,
     optionally mirrored left-right, with one grid_sample (align_corners=False, like torch's resize)."""
     b, _, h, w = x.shape
-    top, left, bh, bw = (t.to(x.dtype) for t in boxes)
+    top, left, bh, bw = (t.to(x.device, x.dtype) for t in boxes)
     sx = bw / w
     sy = bh / h
     if hflip is not None:
-        sx = torch.where(hflip, -sx, sx)
-    theta = torch.zeros(b, 2, 3, dtype=x.dtype)
+        sx = torch.where(hflip.to(x.device), -sx, sx)
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
     theta[:, 0, 0] = sx
     theta[:, 0, 2] = (2 * left + bw) / w - 1
     theta[:, 1, 1] = sy
@@ -217,29 +219,43 @@ class PretrainDataset(ShardTaskDataset):
         super().__init__(corpus, size=size, train=train, recipe=recipe, bands=bands, split=split)
         self.scale, self.ratio, self.hflip, self.mode = scale, ratio, hflip, interpolation
 
-    def _geometry(self, x):
-        b, _, h, w = x.shape
+    def _raw(self, indices) -> torch.Tensor:
+        """The stored pixels of `indices` in the requested band order, still integer (uint16) when stored so:
+        half the bytes of float32 to move between processes and to the GPU."""
+        a = self.corpus.get_batch(indices)
+        if self._band_idx is not None:
+            a = a[:, self._band_idx]
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    def prepare(self, indices, generator: torch.Generator | None = None) -> dict:
+        """Read a batch and draw its augmentation (crop boxes, flips; from `generator`, else torch's global
+        one): cheap work for the loader. The float math is left to :meth:`finish`, which runs wherever the
+        batch is (a GPU, say)."""
+        raw = self._raw(indices)
+        b, _, h, w = raw.shape
         if self.train:
-            boxes = rrc_boxes(b, h, w, self.scale, self.ratio)
-            flip = torch.rand(b) < 0.5 if self.hflip else None
+            boxes = torch.stack(rrc_boxes(b, h, w, self.scale, self.ratio, generator=generator), 1)
+            flip = torch.rand(b, generator=generator) < 0.5 if self.hflip else torch.zeros(b, dtype=torch.bool)
         else:
-            boxes, flip = center_boxes(b, h, w, self.size), None
-        return crop_resize(x, boxes, self.size, flip, self.mode)
+            boxes, flip = torch.stack(center_boxes(b, h, w, self.size), 1), torch.zeros(b, dtype=torch.bool)
+        return {"raw": raw, "boxes": boxes, "flip": flip, "index": torch.as_tensor(indices)}
+
+    def finish(self, batch: dict) -> dict:
+        """Normalise, crop, resize and flip a prepared batch on its own device (one grid_sample)."""
+        rest = {k: v for k, v in batch.items() if k not in ("raw", "boxes", "flip")}
+        x, boxes, flip = batch["raw"], batch["boxes"].unbind(1), batch["flip"]
+        if type(self.recipe) is MinMax:
+            # min-max is a per-band affine map and interpolation commutes with it: take min/max on the
+            # stored image, interpolate raw values, normalise the (equal or smaller) output
+            x = x.float()
+            lo = x.amin(dim=(2, 3), keepdim=True)
+            hi = x.amax(dim=(2, 3), keepdim=True)
+            y = crop_resize(x, boxes, self.size, flip, self.mode)
+            return {"image": (y - lo) / (hi - lo + self.recipe.eps), **rest}
+        return {"image": crop_resize(self._norm(x.float()), boxes, self.size, flip, self.mode), **rest}
 
     def batch(self, indices):
-        if type(self.recipe) is MinMax and self.corpus.manifest.get("dtype") in ("uint16", "uint8"):
-            # min-max is a per-band affine map and interpolation commutes with it: take min/max on the
-            # integer image (cheap), interpolate raw values, normalise the (equal or smaller) output
-            a = self.corpus.get_batch(indices)
-            if self._band_idx is not None:
-                a = a[:, self._band_idx]
-            lo = torch.from_numpy(a.min(axis=(2, 3)).astype(np.float32))[:, :, None, None]
-            hi = torch.from_numpy(a.max(axis=(2, 3)).astype(np.float32))[:, :, None, None]
-            y = self._geometry(torch.from_numpy(a.astype(np.float32)))
-            y = (y - lo) / (hi - lo + self.recipe.eps)
-        else:
-            y = self._geometry(self._norm(self._read(indices)))
-        return {"image": y, "index": torch.as_tensor(indices)}
+        return self.finish(self.prepare(indices))
 
 
 class ClassificationDataset(PretrainDataset):
@@ -252,8 +268,8 @@ class ClassificationDataset(PretrainDataset):
             raise ValueError(f"corpus {self.corpus.path} has label_kind={kind!r}; need 'class' or 'multilabel'")
         self.multilabel = kind == "multilabel"
 
-    def batch(self, indices):
-        out = super().batch(indices)
+    def prepare(self, indices, generator: torch.Generator | None = None):
+        out = super().prepare(indices, generator)
         y = self._read(indices, "label")
         out["label"] = y.float() if self.multilabel else y.long()
         return out
@@ -322,13 +338,39 @@ class ChangeDetectionDataset(SegmentationDataset):
 
 
 def make_loader(dataset: ShardTaskDataset, batch_size: int, *, shuffle: bool = True, num_workers: int = 0,
-                drop_last: bool = False, persistent_workers: bool | None = None, **kw) -> DataLoader:
-    """A DataLoader that gives the dataset whole index lists, so augmentations run once per batch."""
-    sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last),
-                      num_workers=num_workers,
+                drop_last: bool = False, persistent_workers: bool | None = None, defer: bool = False,
+                **kw):
+    """A DataLoader that gives the dataset whole index lists, so augmentations run once per batch.
+
+    ``defer=True`` yields :meth:`PretrainDataset.prepare` batches instead (stored integer pixels plus the
+    drawn crops and flips), read ahead by `num_workers` threads (at least one) of a :class:`ThreadLoader`;
+    move each to the training device and call ``dataset.finish(batch)`` there. ``pin_memory`` is honoured."""
+    sampler = BatchSampler(RandomSampler(dataset) if shuffle else SequentialSampler(dataset), batch_size, drop_last)
+    if defer:
+        if not hasattr(dataset, "finish"):
+            raise TypeError(f"{type(dataset).__name__} has no prepare/finish split; load it finished")
+        seed = int(torch.randint(2**62, ()))  # from the global RNG, like DataLoader's base seed
+
+        def prepare(key):
+            i, indices = key
+            return dataset.prepare(indices, torch.Generator().manual_seed(seed + i))
+
+        return ThreadLoader(prepare, _Enumerated(sampler), threads=max(1, num_workers),
+                            pin_memory=kw.get("pin_memory", False))
+    return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
                       persistent_workers=bool(num_workers) if persistent_workers is None else persistent_workers,
                       worker_init_fn=_worker_init, **kw)
+
+
+class _Enumerated:
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return enumerate(self.items)
 
 
 def _worker_init(_):

@@ -29,6 +29,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     deterministic: bool = False
     num_workers: int = Field(0, ge=0)
+    augment_on: Literal["auto", "loader", "device"] = Field(
+        "auto", description="where datasets that split prepare/finish do their float work: in the loader's "
+        "processes, or on the training device after the copy (auto: device on CUDA, loader elsewhere)")
     checkpoint_every: int = Field(100, ge=1, description="optimizer steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)

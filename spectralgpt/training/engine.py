@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from spectralgpt.data.prefetch import ThreadLoader
 from spectralgpt.training import state as ckpt
 from spectralgpt.training.config import TrainConfig
 from spectralgpt.training.distributed import all_gather, barrier, rank_world
@@ -129,9 +130,15 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
         log.info("resumed from %s at step %d/%d", resumed_from, micro // cfg.accum_iter, total_steps)
     # The DataLoader's own seed comes from a private generator, so creating an iterator mid-epoch (on resume)
     # does not consume the global RNG that masking and dropout draw from.
-    loader = DataLoader(SeededBatches(dataset, cfg.seed, rank), batch_size=None, sampler=sampler,
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    on_device = hasattr(dataset, "finish") and (cfg.augment_on == "device" or
+                                                 (cfg.augment_on == "auto" and device.type == "cuda"))
+    if on_device:  # the loader only gathers stored pixels: threads, no pickling or shared-memory copies
+        loader = ThreadLoader(SeededBatches(dataset, cfg.seed, rank, prepare_only=True).__getitem__, sampler,
+                              threads=max(1, cfg.num_workers), pin_memory=device.type == "cuda")
+    else:
+        loader = DataLoader(SeededBatches(dataset, cfg.seed, rank), batch_size=None, sampler=sampler,
+                            num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed))
     if world > 1:
         model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
     runner = torch.compile(model) if cfg.compile else model
@@ -139,8 +146,8 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     main = rank == 0
     callbacks = list(callbacks) if main else []
     info = {"total_steps": total_steps, "batches_per_epoch": per_epoch, "lr": lr, "world_size": world,
-            "device": str(device), "amp": str(amp_dtype), "resumed_from": str(resumed_from or ""),
-            "start_step": micro // cfg.accum_iter}
+            "device": str(device), "augment_on": "device" if on_device else "loader", "amp": str(amp_dtype),
+            "resumed_from": str(resumed_from or ""), "start_step": micro // cfg.accum_iter}
     for cb in callbacks:
         cb.on_train_start(info)
 
@@ -161,6 +168,8 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
                 for g in optimizer.param_groups:
                     g["lr"] = now * g["lr_scale"]
             batch = to_device(batch, device)
+            if on_device:
+                batch = dataset.finish(batch)
             last_micro = (micro + 1) % cfg.accum_iter == 0
             sync = model.no_sync if world > 1 and not last_micro else contextlib.nullcontext
             with sync():

@@ -25,7 +25,7 @@ from spectralgpt.training.tasks import mae_step, task_dataset
 
 log = logging.getLogger(__name__)
 #: settings that change how a run goes but not what it computes: they do not change the run's fingerprint
-NEUTRAL = {"progress", "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "device"}
+NEUTRAL = {"progress", "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "device", "augment_on"}
 
 
 def fingerprint(*parts) -> str:

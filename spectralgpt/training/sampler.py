@@ -1,7 +1,8 @@
 """Deterministic, resumable, rank-aware batches: the data order is a pure function of (seed, epoch).
 
 `ResumableBatches` yields (epoch, step, indices); `SeededBatches` turns that key into a batch, drawing the
-augmentation randomness from a seed derived from (seed, epoch, step, rank). Together they make a run that is
+augmentation randomness from a seed derived from (seed, epoch, step, rank) - in the loader's processes also
+when the float work of the augmentation is left to the training device (``prepare_only``). Together they make a run that is
 killed and resumed see exactly the same batches, with exactly the same augmentations, as one that was not -
 whatever the number of DataLoader workers.
 """
@@ -58,16 +59,19 @@ class SeededBatches(Dataset):
     """Map (epoch, step, indices) to a batch. Datasets with batched augmentation (a `batch(indices)` method)
     get the whole index list; others are indexed item by item and collated."""
 
-    def __init__(self, dataset, seed: int = 0, rank: int = 0):
-        self.dataset, self.seed, self.rank = dataset, seed, rank
+    def __init__(self, dataset, seed: int = 0, rank: int = 0, prepare_only: bool = False):
+        self.dataset, self.seed, self.rank, self.prepare_only = dataset, seed, rank, prepare_only
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key):
         epoch, step, indices = key
+        seed = ((self.seed * 1_000_003 + epoch) * 1_000_033 + step) * 1009 + self.rank
+        if self.prepare_only:  # finish() runs on the training device; a private generator is thread-safe
+            return self.dataset.prepare(list(indices), torch.Generator().manual_seed(seed))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(((self.seed * 1_000_003 + epoch) * 1_000_033 + step) * 1009 + self.rank)
+            torch.manual_seed(seed)
             if hasattr(self.dataset, "batch"):
                 return self.dataset.batch(list(indices))
             return default_collate([self.dataset[i] for i in indices])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.config import (DataConfig, FinetuneConfig, IngestConfig, Params, PreprocessConfig, PretrainConfig,
@@ -50,6 +51,30 @@ def test_pretraining_loss_falls(corpus, tmp_path):
     loss = losses(result.history)
     assert len(loss) == 16 and np.mean(loss[-4:]) < 0.8 * np.mean(loss[:4])
     assert (tmp_path / "reports/reconstruction.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("task", ["pretrain", "classification"])
+def test_augmenting_on_the_device_trains_the_same_weights(task, corpus, tmp_path):
+    """augment_on="device" (the CUDA default: workers ship uint16 pixels, finish() runs after the copy) and
+    "loader" draw the same crops and give the same weights, with a worker process and a resume point."""
+    from spectralgpt.models import create_model
+    from spectralgpt.training import TrainConfig, fit
+    from spectralgpt.training.tasks import classification_step, mae_step, task_dataset
+
+    data = task_dataset(task, corpus / "shards" / task, 64, train=True)
+    weights = {}
+    for where in ("loader", "device"):
+        torch.manual_seed(0)
+        if task == "pretrain":
+            model, step = create_model("mae_vit_tiny_patch8_64"), mae_step(0.75)
+        else:
+            model, step = create_model(MODELS[task], num_classes=10), classification_step(10)
+        cfg = TrainConfig(**{**TRAIN, "max_steps": 3, "batch_size": 4, "num_workers": 1, "augment_on": where})
+        result = fit(model, step, data, cfg, tmp_path / where)
+        assert result.steps == 3
+        weights[where] = model.state_dict()
+    for k, v in weights["loader"].items():
+        assert torch.equal(v, weights["device"][k]), k
 
 
 @pytest.mark.parametrize("task", MODELS)

@@ -119,3 +119,57 @@ def test_loaders(tmp_path):
     plain = torch.utils.data.DataLoader(SegmentationDataset(root, size=16), batch_size=3)  # via __getitems__
     b = next(iter(plain))
     assert b["image"].shape == (3, 3, 16, 16) and b["mask"].shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_deferred_batches_finish_to_the_same_images(tmp_path, workers):
+    """prepare() in the loader + finish() after the copy gives what batch() gives in one go; the loader (a
+    thread per worker) moves the stored uint16 pixels, not float32."""
+    root = _corpus(tmp_path, "df", n=10, label="class", size=40)
+    ds = ClassificationDataset(root, size=32)
+    prepared = list(make_loader(ds, batch_size=4, shuffle=False, num_workers=workers, defer=True))
+    assert [p["raw"].shape[0] for p in prepared] == [4, 4, 2]
+    assert prepared[0]["raw"].dtype == torch.uint16 and prepared[0]["raw"].shape[-1] == 40
+    torch.manual_seed(5)
+    whole = ds.batch([0, 1, 2, 3])
+    torch.manual_seed(5)
+    done = ds.finish(ds.prepare([0, 1, 2, 3]))
+    assert done.keys() == whole.keys() == {"image", "label", "index"}
+    for k in whole:
+        torch.testing.assert_close(done[k], whole[k], rtol=0, atol=0)
+    finished = ds.finish(prepared[0])
+    assert finished["image"].shape == (4, len(ds.bands), 32, 32) and finished["image"].dtype == torch.float32
+    with pytest.raises(TypeError, match="prepare/finish"):
+        make_loader(SegmentationDataset(_corpus(tmp_path, "sg", n=4, label="mask", size=32), size=16), 2,
+                    defer=True)
+
+
+def test_thread_loader_keeps_order_and_stops_cleanly():
+    import threading
+    import time
+
+    from spectralgpt.data.prefetch import ThreadLoader
+
+    def slow(k):
+        time.sleep(0.01 * (k % 3))  # finishing out of order
+        return {"k": torch.tensor([k])}
+
+    loader = ThreadLoader(slow, range(20), threads=3, depth=4)
+    assert len(loader) == 20
+    assert [int(b["k"]) for b in loader] == list(range(20))
+    assert [int(b["k"]) for b in loader] == list(range(20))  # iterable again, like a DataLoader
+    for b in loader:  # an abandoned iteration leaves no loader thread behind
+        if int(b["k"]) == 2:
+            break
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("loader")]
+
+    def bad(k):
+        if k == 5:
+            raise ValueError("shard 5 is unreadable")
+        return k
+
+    with pytest.raises(ValueError, match="shard 5"):
+        list(ThreadLoader(bad, range(10), threads=2))
+    with pytest.raises(ValueError, match="threads"):
+        ThreadLoader(bad, range(3), threads=0)
