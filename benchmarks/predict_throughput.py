@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=float, default=0.0, help="batched path overlap (0: same tiles as naive)")
     ap.add_argument("--naive-tiles", type=int, default=256, help="tiles timed in the naive loop (0: all)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -97,13 +98,13 @@ def main() -> None:
         t0 = time.perf_counter()
         write_scene(scene, args.size)
         print(f"scene {args.size} x {args.size} x 12 uint16 written in {time.perf_counter() - t0:.1f} s; "
-              f"torch threads {torch.get_num_threads()}")
+              f"torch threads {torch.get_num_threads()}, device {args.device}")
         for name in args.models:
             torch.manual_seed(0)
             mdir = save_model(create_model(name, num_classes=13), tmp / name, normalization={"name": "minmax"},
                               extra={"task": "segmentation"})
-            p = Predictor.load(mdir)  # fp32: the naive loop and the exact batched path
-            fast = Predictor.load(mdir, precision="auto")  # bf16 autocast where the hardware has it
+            p = Predictor.load(mdir, args.device)  # fp32: the naive loop and the exact batched path
+            fast = Predictor.load(mdir, args.device, precision="auto")  # bf16 autocast where the hardware has it
             t = p.size
             for q in (p, fast):
                 q.forward(q.prepare(np.ones((1, 12, t, t), np.uint16)))  # warm-up

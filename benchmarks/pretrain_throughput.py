@@ -42,28 +42,39 @@ def build_corpus(root: Path, n: int, size: int) -> Path:
     return root / "shards"
 
 
-def model_only(name: str, batch: int, steps: int) -> float:
+def model_only(name: str, batch: int, steps: int, device: torch.device) -> float:
     torch.manual_seed(0)
-    model = create_model(name).train()
+    model = create_model(name).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
-    x = torch.rand(batch, 12, model.cfg.img_size, model.cfg.img_size)
+    x = torch.rand(batch, 12, model.cfg.img_size, model.cfg.img_size, device=device)
+    cuda = device.type == "cuda"
     for i in range(steps + 2):
         if i == 2:
+            _sync(device)
             t0 = time.perf_counter()
-        loss = model(x, 0.9)[0]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):  # what fit's amp=auto does
+            loss = model(x, 0.9)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    _sync(device)
     return steps * batch / (time.perf_counter() - t0)
 
 
-def real_run(name: str, corpus: Path, batch: int, steps: int, workers: int, out: Path) -> float:
-    """A real `fit` from shards; throughput measured after two warm-up steps."""
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def real_run(name: str, corpus: Path, batch: int, steps: int, workers: int, out: Path,
+             device: str = "cpu") -> float:
+    """A real `fit` from shards (on CUDA: bf16, augmentation on the GPU); throughput after two warm-up steps."""
     torch.manual_seed(0)
     model = create_model(name)
     dataset = task_dataset("pretrain", ShardCorpus(corpus), model.cfg.img_size, train=True)
     cfg = TrainConfig(max_steps=steps + 2, batch_size=batch, blr=1.5e-4, num_workers=workers, log_every=1,
-                      checkpoint_every=10_000, progress=False, amp="fp32")
+                      checkpoint_every=10_000, progress=False, device=device,
+                      amp="bf16" if device.startswith("cuda") else "fp32")
     result = fit(model, mae_step(0.9), dataset, cfg, out, resume=False)
     world = rank_world()[1]
     timed = result.history[2:]  # one row per step (log_every=1): images/s of that step, all processes
@@ -78,8 +89,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--workers", type=int, default=1, help="DataLoader workers")
     ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--ddp-worker", metavar="CORPUS", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    device = torch.device(args.device)
     logging.basicConfig(level=logging.WARNING)
     size = create_model(args.model).cfg.img_size if not args.ddp_worker else None
 
@@ -87,7 +100,8 @@ def main() -> None:
         from spectralgpt.training.distributed import cleanup, init_from_env
 
         rank, _ = init_from_env()
-        ips = real_run(args.model, Path(args.ddp_worker), args.batch, args.steps, 0, Path(args.ddp_worker).parent / "ddp")
+        ips = real_run(args.model, Path(args.ddp_worker), args.batch, args.steps, 0, Path(args.ddp_worker).parent / "ddp",
+                       "cpu")
         if rank == 0:
             print(json.dumps({"images_per_second": ips}))
         cleanup()
@@ -96,11 +110,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = build_corpus(Path(tmp), args.images, size)
         print(f"{args.model}, batch {args.batch}, {args.steps} timed steps, {torch.get_num_threads()} threads, "
-              f"{args.workers} loader worker(s), torch {torch.__version__}")
-        ref = model_only(args.model, args.batch, args.steps)
-        real = real_run(args.model, corpus, args.batch, args.steps, args.workers, Path(tmp) / "run")
+              f"{args.workers} loader worker(s), device {device}, torch {torch.__version__}")
+        ref = model_only(args.model, args.batch, args.steps, device)
+        real = real_run(args.model, corpus, args.batch, args.steps, args.workers, Path(tmp) / "run", str(device))
         print(f"  model-only step (train_step.py path) {ref:8.2f} img/s")
         print(f"  real run from shards                 {real:8.2f} img/s   data loading costs {100 * (1 - real / ref):5.1f} %")
+        if device.type == "cuda":
+            print("  DDP: skipped (NCCL needs one GPU per process; run torchrun on a multi-GPU machine)")
+            return
         env = {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // 2))}
         one = real_run(args.model, corpus, args.batch, args.steps, 0, Path(tmp) / "one")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",

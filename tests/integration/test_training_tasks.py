@@ -69,7 +69,8 @@ def test_augmenting_on_the_device_trains_the_same_weights(task, corpus, tmp_path
             model, step = create_model("mae_vit_tiny_patch8_64"), mae_step(0.75)
         else:
             model, step = create_model(MODELS[task], num_classes=10), classification_step(10)
-        cfg = TrainConfig(**{**TRAIN, "max_steps": 3, "batch_size": 4, "num_workers": 1, "augment_on": where})
+        cfg = TrainConfig(**{**TRAIN, "max_steps": 3, "batch_size": 4, "num_workers": 1, "augment_on": where,
+                             "device": "cpu"})  # bit-equality needs both on one device
         result = fit(model, step, data, cfg, tmp_path / where)
         assert result.steps == 3
         weights[where] = model.state_dict()
@@ -136,3 +137,24 @@ def test_finetune_on_real_eurosat(real_data, tmp_path):
     assert all(np.isfinite(losses(result.history)))
     metrics = evaluate(tmp_path / "model", tmp_path / "shards/classification", "train", out_dir=tmp_path / "eval")
     assert metrics["num_items"] > 0 and (tmp_path / "eval/confusion_matrix.png").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pretraining_on_a_gpu_augments_there_and_resumes(corpus, tmp_path):
+    """On CUDA the crops are finished on the GPU (close to the CPU's), bf16 autocast trains, and a second run
+    of the same command resumes from the checkpoint instead of starting again."""
+    from spectralgpt.data.datasets import make_loader
+    from spectralgpt.models import create_model
+    from spectralgpt.training import TrainConfig, fit
+    from spectralgpt.training.tasks import mae_step, task_dataset
+
+    data = task_dataset("pretrain", corpus / "shards" / "pretrain", 64, train=True)
+    prepared = next(iter(make_loader(data, 8, defer=True, pin_memory=True)))
+    on_gpu = data.finish({k: v.cuda(non_blocking=True) for k, v in prepared.items()})["image"]
+    torch.testing.assert_close(on_gpu.cpu(), data.finish(prepared)["image"], atol=2e-5, rtol=1e-4)
+    cfg = TrainConfig(**{**TRAIN, "max_steps": 4, "batch_size": 8, "num_workers": 2, "checkpoint_every": 2})
+    first = fit(create_model("mae_vit_tiny_patch8_64"), mae_step(0.75), data, cfg, tmp_path)
+    assert first.steps == 4 and first.history[0]["images_per_second"] > 0
+    more = cfg.model_copy(update={"max_steps": 6})
+    second = fit(create_model("mae_vit_tiny_patch8_64"), mae_step(0.75), data, more, tmp_path)
+    assert second.resumed_from is not None and [r["step"] for r in second.history] == [5, 6]
