@@ -48,8 +48,9 @@ def model_only(name: str, batch: int, steps: int, device: torch.device) -> float
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
     x = torch.rand(batch, 12, model.cfg.img_size, model.cfg.img_size, device=device)
     cuda = device.type == "cuda"
-    for i in range(steps + 2):
-        if i == 2:
+    warm = warmup(device)
+    for i in range(steps + warm):
+        if i == warm:
             _sync(device)
             t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):  # what fit's amp=auto does
@@ -61,6 +62,11 @@ def model_only(name: str, batch: int, steps: int, device: torch.device) -> float
     return steps * batch / (time.perf_counter() - t0)
 
 
+def warmup(device) -> int:
+    """Untimed first steps: allocations and kernel choice; on a GPU also its clocks coming up."""
+    return 10 if torch.device(device).type == "cuda" else 2
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -68,16 +74,17 @@ def _sync(device):
 
 def real_run(name: str, corpus: Path, batch: int, steps: int, workers: int, out: Path,
              device: str = "cpu") -> float:
-    """A real `fit` from shards (on CUDA: bf16, augmentation on the GPU); throughput after two warm-up steps."""
+    """A real `fit` from shards (on CUDA: bf16, augmentation on the GPU); throughput after the warm-up steps."""
     torch.manual_seed(0)
     model = create_model(name)
     dataset = task_dataset("pretrain", ShardCorpus(corpus), model.cfg.img_size, train=True)
-    cfg = TrainConfig(max_steps=steps + 2, batch_size=batch, blr=1.5e-4, num_workers=workers, log_every=1,
+    warm = warmup(device)
+    cfg = TrainConfig(max_steps=steps + warm, batch_size=batch, blr=1.5e-4, num_workers=workers, log_every=1,
                       checkpoint_every=10_000, progress=False, device=device,
                       amp="bf16" if device.startswith("cuda") else "fp32")
     result = fit(model, mae_step(0.9), dataset, cfg, out, resume=False)
     world = rank_world()[1]
-    timed = result.history[2:]  # one row per step (log_every=1): images/s of that step, all processes
+    timed = result.history[warm:]  # one row per step (log_every=1): images/s of that step, all processes
     seconds = sum(batch * world / r["images_per_second"] for r in timed)
     return len(timed) * batch * world / seconds
 

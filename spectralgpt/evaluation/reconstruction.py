@@ -19,6 +19,7 @@ EXTRA_BANDS = ("B5", "B8", "B11")
 def reconstruct(model, imgs: torch.Tensor, mask_ratio: float = 0.9, seed: int = 0):
     """-> (images, masked images, reconstructions with visible cubes pasted back), all (B, C, H, W) float."""
     c = model.cfg
+    imgs = imgs.to(next(model.parameters()).device)  # the figure's batch may come from a CPU loader
     g = torch.Generator().manual_seed(seed)
     noise = torch.rand(imgs.shape[0], c.num_tokens, generator=g).to(imgs.device)
     was_training = model.training

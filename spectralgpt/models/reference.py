@@ -98,13 +98,13 @@ class ReferenceMAE(nn.Module):
         b, n, d = x.shape
         # masking: argsort of uniform noise, keep the first int(N * (1 - r))
         if noise is None:
-            noise = torch.rand(b, n)
+            noise = torch.rand(b, n, device=imgs.device)
         keep = int(n * (1 - mask_ratio))
         ids_shuffle = torch.argsort(noise, dim=1)
         ids_restore = torch.argsort(ids_shuffle, dim=1)
         ids_keep = ids_shuffle[:, :keep]
         x = torch.gather(x, 1, ids_keep.unsqueeze(-1).repeat(1, 1, d))
-        mask = torch.ones(b, n)
+        mask = torch.ones(b, n, device=imgs.device)
         mask[:, :keep] = 0
         mask = torch.gather(mask, 1, ids_restore)
         # position: spatial repeated T times + temporal repeat-interleaved L times, gathered at the kept rows

@@ -15,12 +15,16 @@ from spectralgpt.training.sampler import ResumableBatches
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tests" / "scripts" / "train_tiny.py"
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+       "OMP_NUM_THREADS": "1"}
 
 
 def run(out, *args, **kw):
-    return subprocess.run([sys.executable, str(SCRIPT), str(out), *map(str, args)], env=ENV, check=True,
-                          capture_output=True, text=True, timeout=300, **kw)
+    try:
+        return subprocess.run([sys.executable, str(SCRIPT), str(out), *map(str, args)], env=ENV, check=True,
+                              capture_output=True, text=True, timeout=300, **kw)
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"train_tiny.py {' '.join(map(str, args))} failed:\n{e.stderr[-3000:]}")
 
 
 def weights(out):
