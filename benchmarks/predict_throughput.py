@@ -63,7 +63,7 @@ def naive(predictor: Predictor, src_path: Path, out_path: Path, max_tiles: int) 
                     tile = s.read(window=Window(c, r, t, t))
                 with torch.no_grad():
                     p = predictor.forward(predictor.prepare(tile))
-                dst.write(p[0].argmax(0).numpy().astype(np.uint8), 1, window=Window(c, r, t, t))
+                dst.write(p[0].argmax(0).cpu().numpy().astype(np.uint8), 1, window=Window(c, r, t, t))
                 n += 1
     return n
 
