@@ -10,9 +10,13 @@ from spectralgpt.cli.app import app
 
 
 def _predictor(model: str, device: str, precision: str = "fp32"):
+    import torch
+
     from spectralgpt.inference import Predictor
     from spectralgpt.inference.resolve import resolve_model
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return Predictor.load(resolve_model(model), device=device, precision=precision)
 
 
@@ -26,7 +30,7 @@ def predict(
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     probabilities: bool = typer.Option(False, "--probabilities", help="add per-class probability bands"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run"),
-    device: str = typer.Option("cpu", help="torch device"),
+    device: str = typer.Option("auto", help="torch device (auto: cuda when there is a GPU, else cpu)"),
     precision: str = typer.Option("auto", help="fp32 | bf16 | auto (bf16 where the CPU/GPU runs it natively)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -52,7 +56,7 @@ def embed(
     split: str | None = typer.Option(None, "--split", help="train, val or test (default: all)"),
     overlap: float = typer.Option(0.0, min=0.0, max=0.95, help="tile overlap fraction (scenes)"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
-    device: str = typer.Option("cpu", help="torch device"),
+    device: str = typer.Option("auto", help="torch device (auto: cuda when there is a GPU, else cpu)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Encoder embeddings of every tile of a scene, or of every sample of a dataset."""

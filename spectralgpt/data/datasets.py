@@ -7,6 +7,12 @@ for the random resized crops of the whole batch), which is what makes a 2-core m
 128 px 12-band images per second. A plain ``DataLoader(ds, batch_size=...)`` also works (through
 ``__getitems__``).
 
+The image datasets (pretraining, classification) split a batch in two: ``prepare(indices)`` reads the stored
+uint16 pixels and draws the crops and flips (cheap: a memory copy), ``finish(batch)`` does the float work
+(min-max or the recipe, crop + resize, flip) on whatever device the batch is on. ``batch`` is both in one go;
+training on a GPU moves prepared batches there and finishes them on the GPU (``make_loader(defer=True)``,
+``TrainConfig.augment_on``), so two CPU cores can feed it thousands of images per second.
+
 Randomness comes from torch's global generator, which DataLoader seeds per worker from the main process
 seed (``torch.manual_seed``), so runs are reproducible.
 

@@ -67,10 +67,13 @@ class Predictor:
         elif x.shape[1] != len(self.bands):
             raise ValueError(f"model needs {len(self.bands)} bands ({', '.join(self.bands)}), input has {x.shape[1]}; "
                              "pass the input's band names to select them")
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        if not torch.isfinite(t).all():
+        if x.dtype.kind not in "uif" or x.dtype.itemsize > 4 or not x.dtype.isnative:
+            x = x.astype(np.float32)
+        # the stored integers travel to the device (half the bytes of float32); the float work happens there
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, non_blocking=True).float()
+        if x.dtype.kind == "f" and not torch.isfinite(t).all():  # integers cannot be NaN
             raise ValueError("input contains NaN or infinite values")
-        return self.recipe(t).to(self.device)
+        return self.recipe(t)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)

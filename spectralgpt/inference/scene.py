@@ -207,15 +207,14 @@ def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, cr
                 dst.update_tags(ns="rio_overview", resampling="nearest")
 
 
-def _to_uint8(prob: np.ndarray, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
-    """(K, h, w) probabilities + (h, w) nodata mask -> (1 [+K], h, w) uint8 (class, scaled probabilities)."""
-    cls = prob.argmax(axis=0).astype(np.uint8)
-    cls[nodata] = NODATA
-    if not with_probs:
-        return cls[None]
-    p = np.rint(np.clip(prob, 0, 1) * PROB_SCALE).astype(np.uint8)
-    p[:, nodata] = NODATA
-    return np.concatenate([cls[None], p])
+def _to_uint8(prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
+    """(K, h, w) probabilities (on any device) + (h, w) nodata mask -> (1 [+K], h, w) uint8 (class, scaled
+    probabilities); the reductions run where `prob` is, only uint8 comes back."""
+    cls = prob.argmax(dim=0).to(torch.uint8)[None]
+    out = cls if not with_probs else torch.cat([cls, torch.round(prob.clamp(0, 1) * PROB_SCALE).to(torch.uint8)])
+    out = out.cpu().numpy()
+    out[:, nodata] = NODATA
+    return out
 
 
 # ------------------------------------------------------------------------------------------ prediction
@@ -226,15 +225,16 @@ def _batches(n: int, batch_size: int):
         yield slice(i, min(n, i + batch_size))
 
 
-def _run_tiles(predictor: Predictor, tiles, tiles2, valid: np.ndarray, batch_size: int, bar) -> dict[int, np.ndarray]:
-    """Probabilities of the tiles with any valid pixel, batched: {tile index: (K, ...) float32}."""
+def _run_tiles(predictor: Predictor, tiles, tiles2, valid: np.ndarray, batch_size: int, bar) -> dict[int, torch.Tensor]:
+    """Probabilities of the tiles with any valid pixel, batched: {tile index: (K, ...) float32 on the
+    predictor's device}."""
     idx = np.flatnonzero(valid)
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, torch.Tensor] = {}
     for sl in _batches(len(idx), batch_size):
         sel = idx[sl]
         x = predictor.prepare(tiles[sel])
         x2 = None if tiles2 is None else predictor.prepare(tiles2[sel])
-        p = predictor.forward(x, x2).cpu().numpy()
+        p = predictor.forward(x, x2)
         for i, k in enumerate(sel):
             out[int(k)] = p[i]
         bar.update(len(sel))
@@ -323,18 +323,20 @@ def _descriptions(predictor: Predictor, kind: str, probabilities: bool) -> list[
 def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, probabilities,
                    progress, sidecar, callback) -> SceneResult:
     H, W, K = scene.height, scene.width, predictor.cfg.num_classes
+    dev = predictor.device  # the blending accumulator lives where the probabilities are computed
     rows, cols = tile_starts(H, size, stride), tile_starts(W, size, stride)
-    win1 = blend_window(size, overlap_px)
-    weight = np.outer(win1, win1)
+    win1 = torch.from_numpy(blend_window(size, overlap_px)).to(dev)
+    weight = torch.outer(win1, win1)
     n_total = len(rows) * len(cols)
     st = sidecar.state
     done, a0 = st.get("rows_done", 0), st.get("a0", 0)
     n_blocks = st.get("blocks", 0)
     if done:
-        acc, wsum, nod = (sidecar.load_array(n) for n in ("acc.npy", "wsum.npy", "nodata.npy"))
+        acc, wsum = (torch.from_numpy(sidecar.load_array(n)).to(dev) for n in ("acc.npy", "wsum.npy"))
+        nod = sidecar.load_array("nodata.npy")
     else:
-        acc = np.zeros((K, 0, W), np.float32)
-        wsum, nod = np.zeros((0, W), np.float32), np.zeros((0, W), bool)
+        acc = torch.zeros((K, 0, W), dtype=torch.float32, device=dev)
+        wsum, nod = torch.zeros((0, W), dtype=torch.float32, device=dev), np.zeros((0, W), bool)
     computed = skipped = 0
     bar = tqdm(total=n_total, initial=done * len(cols), unit="tile", disable=not progress, desc=output.name)
     try:
@@ -343,8 +345,8 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
             r1 = min(r0 + size, H)
             if r1 - a0 > acc.shape[1]:  # grow the accumulator down to this strip's last row
                 grow = r1 - a0 - acc.shape[1]
-                acc = np.concatenate([acc, np.zeros((K, grow, W), np.float32)], axis=1)
-                wsum = np.concatenate([wsum, np.zeros((grow, W), np.float32)])
+                acc = torch.cat([acc, acc.new_zeros((K, grow, W))], dim=1)
+                wsum = torch.cat([wsum, wsum.new_zeros((grow, W))])
                 nod = np.concatenate([nod, np.ones((grow, W), bool)])
             valid = ~masks.all(axis=(1, 2))
             probs = _run_tiles(predictor, tiles, tiles2, valid, batch_size, bar)
@@ -364,12 +366,12 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
             while final - a0 >= BLOCK or (final == H and a0 < H):
                 b1 = min(a0 + BLOCK, H)
                 n = b1 - a0
-                prob = acc[:, :n] / np.maximum(wsum[:n], 1e-12)
+                prob = acc[:, :n] / wsum[:n].clamp_min(1e-12)
                 sidecar.save_array(f"block_{n_blocks:05d}.npy", _to_uint8(prob, nod[:n], probabilities))
-                acc, wsum, nod = acc[:, n:].copy(), wsum[n:].copy(), nod[n:].copy()
+                acc, wsum, nod = acc[:, n:].clone(), wsum[n:].clone(), nod[n:].copy()
                 a0, n_blocks, wrote = b1, n_blocks + 1, True
             if wrote or k + 1 == len(rows):
-                for name, a in (("acc.npy", acc), ("wsum.npy", wsum), ("nodata.npy", nod)):
+                for name, a in (("acc.npy", acc.cpu().numpy()), ("wsum.npy", wsum.cpu().numpy()), ("nodata.npy", nod)):
                     sidecar.save_array(name, a)
                 sidecar.commit(rows_done=k + 1, a0=a0, blocks=n_blocks)
             if callback is not None:
@@ -419,7 +421,7 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
             computed += len(probs)
             skipped += int((~valid).sum())
             for i, p in probs.items():
-                prob[:, k, i] = p
+                prob[:, k, i] = p.cpu().numpy()
                 nod[k, i] = False
             sidecar.save_array("prob.npy", prob)
             sidecar.save_array("nodata.npy", nod)
@@ -428,7 +430,7 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
                 callback(k + 1, len(rows))
     finally:
         bar.close()
-    out = _to_uint8(prob, nod, probabilities)
+    out = _to_uint8(torch.from_numpy(prob), nod, probabilities)
     _write_geotiff(output, [(0, out)], len(rows), len(cols), out.shape[0], scene.crs, transform,
                    _descriptions(predictor, "classifier", probabilities), K if probabilities else 0)
     return SceneResult(output, len(rows), len(cols), n_total, computed, skipped, bool(done))

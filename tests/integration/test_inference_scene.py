@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import tarfile
 
 import numpy as np
 import pytest
 import rasterio
+import torch
 from inference_helpers import (CRS, TRANSFORM, read, save_tiny, scene_array, tile_probs, write_band_folder,
                                write_scene)
 from rasterio.transform import Affine
@@ -95,6 +97,30 @@ def test_blending_is_exact_away_from_overlaps_and_seamless(tmp_path, seg):
     probs_sum = out[1:].astype(int).sum(0)
     assert np.abs(probs_sum - PROB_SCALE).max() <= 3  # blended probabilities still sum to one
 
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_predicts_the_same_map_and_resumes(tmp_path, seg):
+    """On CUDA the tiles, the blending accumulator and the class reduction live on the GPU: the map equals
+    the CPU's up to float ties, and an interrupted GPU run resumes to the same file."""
+    gpu = Predictor(copy.deepcopy(seg.model), seg.meta, device="cuda")
+    arr = scene_array(600, 130, seed=3)  # 12 strips; the first 256-row block is checkpointed after strip 6
+    src = write_scene(tmp_path / "s.tif", arr)
+    predict_scene(seg, src, tmp_path / "cpu.tif", overlap=0.25, probabilities=True, progress=False)
+    full = predict_scene(gpu, src, tmp_path / "gpu.tif", overlap=0.25, probabilities=True, progress=False)
+    a, b = read(tmp_path / "cpu.tif")[0], read(tmp_path / "gpu.tif")[0]
+    assert (a[0] == b[0]).mean() > 0.999 and np.abs(a[1:].astype(int) - b[1:]).max() <= 1
+
+    def stop(done, total):
+        if done == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(gpu, src, tmp_path / "again.tif", overlap=0.25, probabilities=True, progress=False,
+                      callback=stop)
+    r = predict_scene(gpu, src, tmp_path / "again.tif", overlap=0.25, probabilities=True, progress=False)
+    assert r.resumed and r.tiles_computed < full.tiles_computed
+    np.testing.assert_array_equal(read(tmp_path / "again.tif")[0], b)
 
 def test_blend_window_ramps_sum_to_one():
     w = blend_window(64, 16)
