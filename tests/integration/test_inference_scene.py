@@ -104,6 +104,15 @@ def test_a_gpu_predicts_the_same_map_and_resumes(tmp_path, seg):
     """On CUDA the tiles, the blending accumulator and the class reduction live on the GPU: the map equals
     the CPU's up to float ties, and an interrupted GPU run resumes to the same file."""
     gpu = Predictor(copy.deepcopy(seg.model), seg.meta, device="cuda")
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # plain fp32 convolutions: compare the pipeline, not the rounding
+    try:
+        _gpu_matches_cpu_and_resumes(tmp_path, seg, gpu)
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def _gpu_matches_cpu_and_resumes(tmp_path, seg, gpu):
     arr = scene_array(600, 130, seed=3)  # 12 strips; the first 256-row block is checkpointed after strip 6
     src = write_scene(tmp_path / "s.tif", arr)
     predict_scene(seg, src, tmp_path / "cpu.tif", overlap=0.25, probabilities=True, progress=False)
