@@ -17,7 +17,7 @@ from spectralgpt.evaluation.evaluate import evaluate
 def run_evaluate(p, task_name: str) -> dict:
     ft = p.finetune[task_name]
     return evaluate(ft.out, Path(ft.shards) / ft.corpus, p.evaluate.split, p.evaluate.batch_size,
-                    Path(p.evaluate.out) / task_name, p.evaluate.legacy.get(task_name))
+                    Path(p.evaluate.out) / task_name, p.evaluate.legacy.get(task_name), device=p.evaluate.device)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="register-{task_name}")

@@ -169,6 +169,7 @@ class FinetuneConfig(_Strict):
 class EvaluateConfig(_Strict):
     split: str = "test"
     batch_size: int = Field(32, ge=1)
+    device: str = Field("auto", description="torch device for evaluation (auto: cuda when there is a GPU, else cpu)")
     out: str = "reports"
     legacy: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                               description="per task legacy metric switches, e.g. multilabel: {map_per_batch: true}")

@@ -54,8 +54,11 @@ class Scenes:
 
 @torch.no_grad()
 def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test", batch_size: int = 32,
-             out_dir: str | Path | None = None, legacy: dict | None = None, device: str = "cpu") -> dict:
-    """-> flat metrics dict (plus `data_version`, `split`, `num_items`); writes the report when `out_dir`."""
+             out_dir: str | Path | None = None, legacy: dict | None = None, device: str = "auto") -> dict:
+    """-> flat metrics dict (plus `data_version`, `split`, `num_items`); writes the report when `out_dir`.
+    device "auto": cuda when there is a GPU, else cpu."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta = load_model(model_dir)
     model.to(device)
     extra = meta.get("extra") or {}

@@ -210,9 +210,14 @@ def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, cr
 def _to_uint8(prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
     """(K, h, w) probabilities (on any device) + (h, w) nodata mask -> (1 [+K], h, w) uint8 (class, scaled
     probabilities); the reductions run where `prob` is, only uint8 comes back."""
-    cls = prob.argmax(dim=0).to(torch.uint8)[None]
-    out = cls if not with_probs else torch.cat([cls, torch.round(prob.clamp(0, 1) * PROB_SCALE).to(torch.uint8)])
-    out = out.cpu().numpy()
+    if prob.device.type == "cpu":  # numpy's argmax over the class axis is ~3x torch's on a CPU
+        prob = prob.numpy()
+        cls = prob.argmax(axis=0).astype(np.uint8)[None]
+        out = cls if not with_probs else np.concatenate([cls, np.rint(np.clip(prob, 0, 1) * PROB_SCALE).astype(np.uint8)])
+    else:
+        cls = prob.argmax(dim=0).to(torch.uint8)[None]
+        out = cls if not with_probs else torch.cat([cls, torch.round(prob.clamp(0, 1) * PROB_SCALE).to(torch.uint8)])
+        out = out.cpu().numpy()
     out[:, nodata] = NODATA
     return out
 
