@@ -45,7 +45,7 @@ plots: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/data_throughput.py
-	$(PY) benchmarks/predict_throughput.py --size 1024
+	$(PY) benchmarks/predict_throughput.py
 
 lint: $(STAMP)
 	$(PY) -m pip install -q ruff && $(PY) -m ruff check spectralgpt flows tests benchmarks

@@ -31,7 +31,7 @@ for step in $steps; do
     pretrain) run pretrain "$py" benchmarks/pretrain_throughput.py --model mae_vit_base_patch8_128 --batch 64 \
                 --steps 20 --workers 4 --images 1024 ;;
     # a full Sentinel-2 tile
-    predict) run predict "$py" benchmarks/predict_throughput.py --size 10980 --batch-size 64 --naive-tiles 512 ;;
+    predict) run predict "$py" benchmarks/predict_throughput.py --size 10980 --batch-size 64 --naive-tiles 256 ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
