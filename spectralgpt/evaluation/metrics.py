@@ -202,6 +202,14 @@ class TaskMetrics:
     def _prepare(self, preds: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def _check_scores(self, preds: torch.Tensor, task: str) -> None:
+        """Per-image scores: float logits or probabilities of shape (B, num_classes)."""
+        if preds.ndim != 2 or preds.shape[1] != self.num_classes or not preds.is_floating_point():
+            raise ValueError(
+                f"{task} expects float logits or probabilities of shape (B, {self.num_classes}), "
+                f"got {tuple(preds.shape)} {preds.dtype}"
+            )
+
     def _compute(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -272,11 +280,7 @@ class ClassificationMetrics(TaskMetrics):
         self._metrics = _collection(metrics, [["kappa", "confusion_matrix"]])
 
     def _prepare(self, preds, target):
-        if preds.ndim != 2 or preds.shape[1] != self.num_classes or not preds.is_floating_point():
-            raise ValueError(
-                f"classification expects float logits or probabilities of shape (B, {self.num_classes}), "
-                f"got {tuple(preds.shape)} {preds.dtype}"
-            )
+        self._check_scores(preds, "classification")
         if target.ndim != 1 or target.shape[0] != preds.shape[0]:
             raise ValueError(f"classification expects integer targets of shape (B,), got {tuple(target.shape)}")
         return preds.float(), target.long()
@@ -343,11 +347,7 @@ class MultilabelMetrics(TaskMetrics):
         self._metrics = _collection(metrics, [["micro_map", "per_class_ap"]])
 
     def _prepare(self, preds, target):
-        if preds.ndim != 2 or preds.shape[1] != self.num_classes or not preds.is_floating_point():
-            raise ValueError(
-                f"multilabel expects float logits or probabilities of shape (B, {self.num_classes}), "
-                f"got {tuple(preds.shape)} {preds.dtype}"
-            )
+        self._check_scores(preds, "multilabel")
         if target.shape != preds.shape:
             raise ValueError(
                 f"multilabel expects multi-hot targets of shape {tuple(preds.shape)}, got {tuple(target.shape)}"
