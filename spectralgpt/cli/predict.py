@@ -10,13 +10,9 @@ from spectralgpt.cli.app import app
 
 
 def _predictor(model: str, device: str, precision: str = "fp32"):
-    import torch
-
     from spectralgpt.inference import Predictor
     from spectralgpt.inference.resolve import resolve_model
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return Predictor.load(resolve_model(model), device=device, precision=precision)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from spectralgpt.device import resolve_device
 from spectralgpt.evaluation.metrics import task_metrics
 from spectralgpt.evaluation.report import save_report
 from spectralgpt.io.shards import ShardCorpus
@@ -57,8 +58,7 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
              out_dir: str | Path | None = None, legacy: dict | None = None, device: str = "auto") -> dict:
     """-> flat metrics dict (plus `data_version`, `split`, `num_items`); writes the report when `out_dir`.
     device "auto": cuda when there is a GPU, else cpu."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     model, meta = load_model(model_dir)
     model.to(device)
     extra = meta.get("extra") or {}

@@ -10,6 +10,7 @@ import torch
 
 from spectralgpt.bands import canonical_list, select_bands
 from spectralgpt.data.normalize import MinMax, Recipe
+from spectralgpt.device import resolve_device
 from spectralgpt.models import load_model
 
 TASK_OF_KIND = {"segmentation": "segmentation", "change": "change"}
@@ -34,8 +35,9 @@ class Predictor:
     maps agree with fp32 on all but a few boundary pixels, see benchmarks/predict_throughput.py)."""
 
     def __init__(self, model, meta: dict, device: str | torch.device = "cpu", precision: str = "fp32"):
-        self.model = model.eval().to(device)
-        self.meta, self.device = meta, torch.device(device)
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.meta = meta
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.cfg = model.cfg
         self.bands = tuple(meta.get("bands") or self.cfg.bands)

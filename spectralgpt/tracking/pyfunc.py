@@ -50,12 +50,7 @@ RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "rasterio", "pandas", "pyarrow", "saf
 
 
 def _device() -> str:
-    want = os.environ.get(DEVICE_ENV, "auto")
-    if want == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return want
+    return os.environ.get(DEVICE_ENV, "auto")
 
 
 def centre_crop(x: np.ndarray, size: int, what: str = "image") -> np.ndarray:

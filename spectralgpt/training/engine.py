@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from spectralgpt.data.prefetch import ThreadLoader
+from spectralgpt.device import resolve_device
 from spectralgpt.training import state as ckpt
 from spectralgpt.training.config import TrainConfig
 from spectralgpt.training.distributed import all_gather, barrier, rank_world
@@ -52,16 +53,6 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     checkpoint: Path | None = None
     resumed_from: Path | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto': the current CUDA device (torchrun sets one per process), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return device
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
