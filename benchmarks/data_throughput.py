@@ -45,6 +45,7 @@ from spectralgpt.data.datasets import PretrainDataset, make_loader, rrc_boxes  #
 from spectralgpt.data.preprocess import preprocess  # noqa: E402
 from spectralgpt.data.sample import Sample  # noqa: E402
 from spectralgpt.data.synthetic import generate  # noqa: E402
+from spectralgpt.training.engine import to_device  # noqa: E402
 
 
 class PerFileDataset(Dataset):
@@ -90,8 +91,7 @@ def _rate(loader, epochs, device=None, finish=None):
     """Images per second through `loader`, each batch moved to `device` (and finished there)."""
     def consume(b):
         if device is not None:
-            b = {k: v.to(device, non_blocking=True) for k, v in b.items()} if isinstance(b, dict) else \
-                b.to(device, non_blocking=True)
+            b = to_device(b, device)
         if finish is not None:
             b = finish(b)
         return (b["index"] if isinstance(b, dict) else b).shape[0]
