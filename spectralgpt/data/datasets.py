@@ -188,11 +188,15 @@ class ShardTaskDataset(Dataset):
     def __len__(self):
         return len(self.corpus)
 
-    def _read(self, indices, name="image") -> torch.Tensor:
+    def _read(self, indices, name="image", stored: bool = False) -> torch.Tensor:
+        """Array `name` of `indices` (images in the requested band order), as float32 images / integer labels;
+        ``stored=True`` keeps the stored dtype (uint16: half the bytes of float32 to move to a GPU)."""
         a = self.corpus.get_batch(indices, name)
         if name in ("image", "image2") and self._band_idx is not None:
             a = a[:, self._band_idx]
-        if a.dtype == np.uint16:  # torch has limited uint16 support: widen first
+        if stored:
+            return torch.from_numpy(np.ascontiguousarray(a))
+        if a.dtype == np.uint16:  # most torch ops do not take uint16: widen first
             a = a.astype(np.float32)
         t = torch.from_numpy(np.ascontiguousarray(a))
         return t.float() if name in ("image", "image2") else t
@@ -225,19 +229,11 @@ class PretrainDataset(ShardTaskDataset):
         super().__init__(corpus, size=size, train=train, recipe=recipe, bands=bands, split=split)
         self.scale, self.ratio, self.hflip, self.mode = scale, ratio, hflip, interpolation
 
-    def _raw(self, indices) -> torch.Tensor:
-        """The stored pixels of `indices` in the requested band order, still integer (uint16) when stored so:
-        half the bytes of float32 to move between processes and to the GPU."""
-        a = self.corpus.get_batch(indices)
-        if self._band_idx is not None:
-            a = a[:, self._band_idx]
-        return torch.from_numpy(np.ascontiguousarray(a))
-
     def prepare(self, indices, generator: torch.Generator | None = None) -> dict:
         """Read a batch and draw its augmentation (crop boxes, flips; from `generator`, else torch's global
         one): cheap work for the loader. The float math is left to :meth:`finish`, which runs wherever the
         batch is (a GPU, say)."""
-        raw = self._raw(indices)
+        raw = self._read(indices, stored=True)
         b, _, h, w = raw.shape
         if self.train:
             boxes = torch.stack(rrc_boxes(b, h, w, self.scale, self.ratio, generator=generator), 1)
