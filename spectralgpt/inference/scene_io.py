@@ -11,6 +11,10 @@ with the requested bands selected *by name*, in the requested order:
 * a ``.tar`` of either, read in place through GDAL's ``/vsitar/``.
 
 Pixels where every band equals the nodata value (the file's declared nodata, else 0) are *nodata* (`nodata_mask`).
+
+Only local paths are opened (no URLs, no GDAL network paths), band files with the GeoTIFF or JPEG 2000 driver
+chosen from their signature, and a scene's declared size is capped (`SPECTRALGPT_MAX_SCENE_BYTES`, default 64 GiB:
+reads are windowed, so the cap is far above what whole-file readers allow); see `spectralgpt.io.raster`.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ class Scene:
 
 
 def _multiband(path: str, stack: contextlib.ExitStack, band_order) -> Scene:
-    src = stack.enter_context(raster.open_raster(path))
+    src = stack.enter_context(raster.open_raster(path, max_bytes=raster.max_raster_bytes(scene=True)))
     try:
         names = raster.band_names(src, band_order)
     except BadSample as e:
@@ -150,7 +154,9 @@ def _multiband(path: str, stack: contextlib.ExitStack, band_order) -> Scene:
 
 
 def _bandfiles(path: str, files: dict[str, str], stack: contextlib.ExitStack) -> Scene:
-    datasets = {b: stack.enter_context(raster.open_raster(p, allow_drivers=None)) for b, p in files.items()}
+    cap = raster.max_raster_bytes(scene=True)
+    datasets = {b: stack.enter_context(raster.open_raster(p, allow_drivers=raster.BAND_FILE_DRIVERS, max_bytes=cap))
+                for b, p in files.items()}
     ref = next((b for b in raster.TEN_M_BANDS if b in datasets), None)
     if ref is None:
         ref = min(datasets, key=lambda b: abs(datasets[b].transform.a))
@@ -167,7 +173,7 @@ def _bandfiles(path: str, files: dict[str, str], stack: contextlib.ExitStack) ->
 @contextlib.contextmanager
 def open_scene(path: str | os.PathLike, band_order=None):
     """Open a scene (multi-band GeoTIFF, folder of band files, or a .tar of either) for windowed reads."""
-    path = os.fspath(path)
+    path = raster.check_local_path(path)
     with contextlib.ExitStack() as stack:
         if not os.path.exists(path):
             raise FileNotFoundError(f"input scene {path} does not exist")

@@ -29,6 +29,21 @@ Windows
 Tar archives
     GeoTIFFs inside a tar are read in place through GDAL's `/vsitar/` virtual file system (`vsitar(tar, member)`),
     never extracted. `list_tar_members` lists the GeoTIFF members without reading their pixels.
+
+Hostile files
+    Files downloaded from the internet are opened defensively:
+
+    * only local files (and members of local tars through `/vsitar/`) are opened: URLs (``http://``, ``s3://``,
+      ``file://``, ...) and every other GDAL virtual file system (``/vsicurl/``, ``/vsis3/``, ...) are refused
+      before anything is opened, so a path in a list file or a request cannot make the process fetch a URL;
+    * the driver is chosen from the file's first bytes among an explicit allow-list (GeoTIFF by default,
+      JPEG 2000 for Sentinel-2 band files, PNG for masks) and passed to `rasterio.open(driver=...)`, so GDAL never
+      probes other formats: a ``.jp2`` that is really VRT XML (which could read the pixels of any other file) is
+      refused, not parsed;
+    * width x height x bands x bytes per pixel is checked against a cap before any pixel is read (default 4 GiB,
+      `SPECTRALGPT_MAX_RASTER_BYTES`; windowed scene readers use `SPECTRALGPT_MAX_SCENE_BYTES`, default 64 GiB),
+      so a small sparse GeoTIFF that declares 12 x 200000 x 200000 pixels is refused, not read;
+    * error messages name the file and the problem, never quote its contents.
 """
 
 from __future__ import annotations
@@ -56,6 +71,7 @@ from spectralgpt.data.sample import BadSample, Reason
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BAND_FILE_DRIVERS",
     "Grid",
     "Raster",
     "TEN_M_BANDS",
@@ -63,7 +79,9 @@ __all__ = [
     "fill_missing_bands",
     "grid_of",
     "iter_windows",
+    "check_local_path",
     "list_tar_members",
+    "max_raster_bytes",
     "open_raster",
     "read_band_files",
     "read_mask",
@@ -76,8 +94,26 @@ __all__ = [
 #: 10 m bands, in the order they are preferred as the reference grid.
 TEN_M_BANDS: tuple[str, ...] = ("B2", "B4", "B3", "B8")
 
+#: drivers for single-band Sentinel-2 files (GeoTIFF exports, JPEG 2000 in SAFE products)
+BAND_FILE_DRIVERS: tuple[str, ...] = ("GTiff", "JP2OpenJPEG")
+MAX_RASTER_BYTES_ENV = "SPECTRALGPT_MAX_RASTER_BYTES"
+MAX_SCENE_BYTES_ENV = "SPECTRALGPT_MAX_SCENE_BYTES"
+DEFAULT_MAX_RASTER_BYTES = 4 << 30  # whole-file reads: 4 GiB
+DEFAULT_MAX_SCENE_BYTES = 64 << 30  # windowed scene reads (memory bounded): 64 GiB declared
+
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
-_GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # do not list sibling files on every open
+#: first bytes of each format we may open -> its GDAL driver (JP2 box signature or a raw J2K codestream)
+_MAGIC_DRIVERS = (
+    (_TIFF_MAGIC, "GTiff"),
+    ((b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51"), "JP2OpenJPEG"),
+    ((b"\x89PNG\r\n\x1a\n",), "PNG"),
+)
+_GDAL_ENV = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # do not list sibling files on every open
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none",  # belt and braces: no /vsicurl/ fetch even if a path slipped by
+    "GDAL_HTTP_MAX_RETRY": "0",
+}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _VSITAR = re.compile(r"^/vsitar/(.+?\.(?:tar|tar\.gz|tgz))/(.+)$", re.IGNORECASE)
 _RESAMPLING = {
     "nearest": Resampling.nearest,
@@ -147,7 +183,65 @@ def list_tar_members(tar_path: str | os.PathLike, suffixes=(".tif", ".tiff")) ->
     return sorted(names)
 
 
-def _head(path: str, n: int = 8) -> bytes | None:
+def check_local_path(path: str | os.PathLike) -> str:
+    """`path` as a string when it names a local file or a member of a local tar (``/vsitar/<local tar>/...``).
+
+    URLs (any ``scheme://``, which rasterio would hand to GDAL's network file systems) and every other GDAL
+    virtual file system (``/vsicurl/``, ``/vsis3/``, ``/vsizip/``, ...) raise `BadSample('unreadable')` before
+    anything is opened: a path taken from a list file or a request must never make this process fetch a URL.
+    """
+    path = os.fspath(path)
+    if _URL.match(path):
+        raise BadSample(Reason.UNREADABLE, f"{path} is a URL; only local files are read (download it first)", path)
+    if path.startswith("/vsi"):
+        m = _VSITAR.match(path)
+        inner = m.group(1) if m else ""
+        if not m or inner.startswith("/vsi") or _URL.match(inner.lstrip("/")) or "://" in inner:
+            raise BadSample(Reason.UNREADABLE, f"{path} is a GDAL virtual path; only local files and members of "
+                            "local tar archives (/vsitar/) are read", path)
+    return path
+
+
+def _env_bytes(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of bytes") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive number of bytes")
+    return value
+
+
+def max_raster_bytes(scene: bool = False) -> int:
+    """The decoded-size cap for one raster: whole-file reads (`SPECTRALGPT_MAX_RASTER_BYTES`, default 4 GiB) or
+    windowed scene reads (`SPECTRALGPT_MAX_SCENE_BYTES`, default 64 GiB)."""
+    if scene:
+        return _env_bytes(MAX_SCENE_BYTES_ENV, DEFAULT_MAX_SCENE_BYTES)
+    return _env_bytes(MAX_RASTER_BYTES_ENV, DEFAULT_MAX_RASTER_BYTES)
+
+
+def _check_size(src, path: str, max_bytes: int) -> None:
+    """Refuse a raster whose declared pixels (width x height x bands x bytes per value) exceed `max_bytes`."""
+    itemsize = max(np.dtype(d).itemsize for d in src.dtypes) if src.count else 1
+    size = int(src.width) * int(src.height) * int(src.count) * itemsize
+    if size > max_bytes:
+        raise BadSample(
+            Reason.WRONG_SIZE,
+            f"{path} declares {src.count} band(s) x {src.height} x {src.width} pixels of {itemsize} byte(s) "
+            f"({size / 2**30:.1f} GiB), over the {max_bytes / 2**30:.1f} GiB limit; refused before reading "
+            f"(raise {MAX_RASTER_BYTES_ENV} / {MAX_SCENE_BYTES_ENV} if it is genuine)",
+            path,
+        )
+
+
+def _driver_of(head: bytes) -> str | None:
+    return next((drv for magics, drv in _MAGIC_DRIVERS if head.startswith(magics)), None)
+
+
+def _head(path: str, n: int = 12) -> bytes | None:
     """First `n` bytes of a local file or a /vsitar/ member; None when they cannot be read."""
     m = _VSITAR.match(path)
     try:
@@ -190,34 +284,60 @@ def _open_error(path: str, exc: Exception) -> BadSample:
         return BadSample(Reason.UNREADABLE, f"cannot read {path}: {exc}", path)
     if len(head) == 0:
         return BadSample(Reason.TRUNCATED, f"{path} is empty (0 bytes): truncated download or copy", path)
-    if head[:4] in _TIFF_MAGIC:
-        return BadSample(Reason.TRUNCATED, f"{path} has a TIFF header but is truncated or corrupt: {exc}", path)
-    return BadSample(
-        Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF (starts with {head[:8]!r}; GDAL says: {exc})", path
-    )
+    if _driver_of(head) is not None:
+        return BadSample(Reason.TRUNCATED, f"{path} has a {_driver_of(head)} header but is truncated or corrupt: "
+                         f"{exc}", path)
+    return BadSample(Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF (no TIFF signature in its first bytes)", path)
+
+
+def _pick_driver(path: str, allow_drivers: tuple[str, ...]) -> str:
+    """The one allowed driver that matches the file's first bytes; refuse the file when none does.
+
+    GDAL is then told to use that driver only, so no other format's parser (VRT, which can read other files;
+    network-backed formats) ever sees the bytes.
+    """
+    if _exists(path) is False:
+        raise BadSample(Reason.MISSING_FILE, f"file {path} does not exist", path)
+    head = _head(path)
+    if head is None:
+        raise BadSample(Reason.UNREADABLE, f"cannot read {path} (permissions, a broken archive or a folder)", path)
+    if len(head) == 0:
+        raise BadSample(Reason.TRUNCATED, f"{path} is empty (0 bytes): truncated download or copy", path)
+    driver = _driver_of(head)
+    if driver is None:
+        what = " or ".join(allow_drivers)
+        raise BadSample(Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF: its first bytes are not a signature of "
+                        f"{what}", path)
+    if driver not in allow_drivers:
+        raise BadSample(Reason.NOT_GEOTIFF, f"{path} is a {driver} raster, expected {' or '.join(allow_drivers)}",
+                        path)
+    return driver
 
 
 @contextmanager
-def open_raster(path: str | os.PathLike, allow_drivers: tuple[str, ...] | None = ("GTiff",)):
-    """Open a raster for reading; every failure becomes a `BadSample` naming the file and the problem.
+def open_raster(path: str | os.PathLike, allow_drivers: tuple[str, ...] = ("GTiff",),
+                max_bytes: int | None = None):
+    """Open a local raster for reading; every failure becomes a `BadSample` naming the file and the problem.
 
-    `allow_drivers` lists the GDAL drivers accepted (GeoTIFF only by default; None accepts any raster).
+    allow_drivers: the GDAL drivers accepted (GeoTIFF only by default); the one matching the file's signature is
+        the only driver GDAL may use. URLs and GDAL virtual paths other than /vsitar/ are refused (see
+        `check_local_path`).
+    max_bytes: cap on the declared decoded size (default `max_raster_bytes()`), checked before any pixel is read.
     """
-    path = os.fspath(path)
+    path = check_local_path(path)
+    if not allow_drivers:
+        raise ValueError("allow_drivers must name at least one GDAL driver")
+    driver = _pick_driver(path, tuple(allow_drivers))
+    cap = max_raster_bytes() if max_bytes is None else max_bytes
     with rasterio.Env(**_GDAL_ENV):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path)
+                src = rasterio.open(path, driver=driver)
         except (RasterioError, OSError) as e:
             raise _open_error(path, e) from e
         try:
-            if allow_drivers and src.driver not in allow_drivers:
-                raise BadSample(
-                    Reason.NOT_GEOTIFF,
-                    f"{path} is a {src.driver} raster, expected {' or '.join(allow_drivers)}",
-                    path,
-                )
+            _check_size(src, path, cap)
             yield src
         finally:
             src.close()
