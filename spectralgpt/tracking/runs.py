@@ -9,6 +9,15 @@ store cannot be reached, before any work starts.
 Lineage tags (``spectralgpt.*``): ``stage``, ``git_commit`` (``git rev-parse HEAD``, else "unknown"),
 ``git_dirty``, ``data_md5`` (the md5 recorded in ``data.dvc``, else "none"), ``params_hash`` (sha256 of the
 canonical JSON of the stage's params section), ``parent_run_id``.
+
+Which store (`resolve_uri`): ``$MLFLOW_TRACKING_URI`` when it is set and not empty, else the URI a caller passes
+(``tracking.uri`` of the params file), else ``sqlite:///mlflow.db``. The environment wins over the params file,
+as MLflow users expect, so a deployment or a shell points every stage at one server without editing params.
+Relative SQLite paths (``sqlite:///mlflow.db``) and relative artifact roots (``mlartifacts``) resolve against
+`project_root()`, the main repository's root, not the working directory: a stage run by ``dvc exp run --queue``
+or ``--temp`` works in a temporary copy under ``<repo>/.dvc/tmp/exps/`` that DVC deletes afterwards, and its
+runs must land in the main store. Absolute paths and other schemes (http, postgresql, s3, ...) are kept as
+given; with a tracking server (http/https) a relative artifact root means the server's own artifact store.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "SPECTRALGPT_PARENT_RUN_ID"
 URI_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_URI = "sqlite:///mlflow.db"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves the MLflow UI of a local store
+EXP_COPIES = (".dvc", "tmp", "exps")  # DVC's temporary experiment workspaces (EXEC_TMP_DIR under repo.tmp_dir)
 DEFAULT_EXPERIMENT = "spectralgpt"
 TAG = "spectralgpt."
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a parameter value
@@ -54,16 +65,93 @@ class TrackingError(RuntimeError):
 # ----------------------------------------------------------------------------------------------- store
 
 
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The root of the main repository around `start` (default: the working directory): where relative
+    tracking paths resolve, so that runs from DVC's temporary experiment copies land in the main store.
+
+    1. In a stage of a DVC experiment (``dvc exp run``, ``--temp``, ``--queue``; DVC >= 3.17) DVC exports
+       ``DVC_EXP_BASELINE_REV`` and ``DVC_ROOT``, the main repository's root even inside a temporary copy: when
+       both are set and ``DVC_ROOT`` holds ``.dvc``, that is the root.
+    2. Else the nearest folder at or above `start` that holds ``.dvc`` or ``.git``; when it lies inside
+       ``<X>/.dvc/tmp/exps/`` (DVC's copies: ``exps/tmpXXXX`` for the queue, ``exps/standalone/tmpXXXX`` for
+       ``--temp``), the root is X.
+    3. Else `start` itself.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    dvc_root = os.environ.get("DVC_ROOT")
+    if dvc_root and os.environ.get("DVC_EXP_BASELINE_REV") and (Path(dvc_root) / ".dvc").is_dir():
+        return Path(dvc_root).resolve()
+    nearest = next((d for d in (here, *here.parents) if (d / ".dvc").is_dir() or (d / ".git").exists()), None)
+    if nearest is None:
+        return here
+    return _owner_of_exp_copy(nearest) or nearest
+
+
+def _owner_of_exp_copy(folder: Path) -> Path | None:
+    """X when `folder` lies inside ``X/.dvc/tmp/exps/``, else None."""
+    parts, n = folder.parts, len(EXP_COPIES)
+    for i in range(1, len(parts) - n):  # the outermost match is the main repository
+        if parts[i:i + n] == EXP_COPIES and len(parts) > i + n:
+            return Path(*parts[:i])
+    return None
+
+
 def resolve_uri(uri: str | None = None) -> str:
-    """The explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``."""
-    return uri or os.environ.get(URI_ENV) or DEFAULT_URI
+    """The tracking URI to use: ``$MLFLOW_TRACKING_URI`` when set, else `uri` (``tracking.uri``), else
+    ``sqlite:///mlflow.db``; a relative SQLite path is made absolute against `project_root()` (module doc)."""
+    chosen = os.environ.get(URI_ENV) or uri or DEFAULT_URI
+    if urllib.parse.urlparse(chosen).scheme != "sqlite":
+        return chosen
+    path = _sqlite_path(chosen)
+    if path is None:
+        return chosen
+    query = chosen.partition("?")[2]
+    return f"sqlite:///{path}" + (f"?{query}" if query else "")
 
 
 def _sqlite_path(uri: str) -> Path | None:
-    rest = uri[len("sqlite://"):]
+    """The database file of a SQLite URI, absolute (a relative one against `project_root()`); None in memory."""
+    rest = uri[len("sqlite://"):].partition("?")[0]
     if rest in ("", "/", "/:memory:"):
         return None
-    return Path(rest[1:] if rest.startswith("/") else rest)
+    path = Path(rest[1:] if rest.startswith("/") else rest)
+    return path if path.is_absolute() else project_root() / path
+
+
+def artifact_location(artifacts: str | os.PathLike | None, experiment: str, uri: str | None = None) -> str | None:
+    """Where experiment `experiment` keeps its artifacts: ``<artifacts>/<experiment>``, a relative local folder
+    made absolute against `project_root()`. None (the store decides) without `artifacts`, or for a relative folder
+    with a tracking server (http/https), whose own artifact store is meant: a path on this machine is no place
+    for artifacts that other machines read."""
+    if artifacts is None:
+        return None
+    text = str(artifacts)
+    if "://" in text:
+        return f"{text.rstrip('/')}/{experiment}"
+    folder = Path(text).expanduser()
+    if not folder.is_absolute():
+        if urllib.parse.urlparse(resolve_uri(uri)).scheme in ("http", "https"):
+            return None
+        folder = project_root() / folder
+    return (folder.resolve() / experiment).as_uri()
+
+
+def ui_address(uri: str | None = None) -> str:
+    """The MLflow UI for the store: a tracking server serves it at its own address; a local store is served by
+    ``make ui`` at http://127.0.0.1:5000."""
+    uri = resolve_uri(uri)
+    return uri.rstrip("/") if urllib.parse.urlparse(uri).scheme in ("http", "https") else LOCAL_UI
+
+
+def run_ui_url(run_id: str, uri: str | None = None) -> str:
+    """The MLflow UI page of run `run_id` (its experiment is looked up in the store)."""
+    experiment_id = MlflowClient(resolve_uri(uri)).get_run(run_id).info.experiment_id
+    return f"{ui_address(uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_ui_url(name: str, version: str | int, uri: str | None = None) -> str:
+    """The MLflow UI page of version `version` of registered model `name`."""
+    return f"{ui_address(uri)}/#/models/{urllib.parse.quote(name)}/versions/{version}"
 
 
 def check_tracking(uri: str | None = None, timeout: float = 5.0) -> str:
@@ -124,20 +212,16 @@ def use_tracking(uri: str | None = None, check: bool = True) -> str:
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, artifacts: str | os.PathLike | None = None,
                       uri: str | None = None) -> str:
-    """The id of experiment `name`, created with its artifacts under `artifacts/<name>` when given."""
+    """The id of experiment `name`, created with its artifacts under `artifacts/<name>` when given (see
+    `artifact_location`)."""
     client = MlflowClient(resolve_uri(uri))
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    location = None
-    if artifacts is not None and "://" not in str(artifacts):
-        location = (Path(artifacts).resolve() / name).as_uri()
-    elif artifacts is not None:
-        location = f"{str(artifacts).rstrip('/')}/{name}"
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=artifact_location(artifacts, name, uri))
     except mlflow.exceptions.MlflowException:  # created concurrently by another stage
         exp = client.get_experiment_by_name(name)
         if exp is None:
