@@ -16,6 +16,21 @@ Inputs accepted by `predict` (all raw reflectance, any numeric dtype):
 Images larger than the model's size are centre-cropped; smaller ones are refused. Output: probabilities
 (B, K) for classifiers or (B, K, H, W) for dense tasks; for a DataFrame input, a DataFrame with one column
 per class and ``predicted`` (for dense tasks each cell holds an H x W map).
+
+Serving input policy (what a client of `mlflow models serve` may ask for; read from the environment of the
+process that loads the model, at every request):
+
+* ``SPECTRALGPT_SERVE_ROOTS``: folders (``os.pathsep``-separated) whose files a DataFrame ``path`` may name.
+  Unset or empty: path inputs are refused. A path is accepted only when its real path (symlinks resolved) lies
+  inside one of them; URLs (``http://``, ``s3://``, ``file://``, ...) and GDAL virtual paths (``/vsicurl/``,
+  ``/vsitar/``, ...) are refused before anything is opened. Only the centre crop the model needs is read.
+* ``SPECTRALGPT_SERVE_MAX_BATCH`` (default 64): images (or table rows) per request.
+* ``SPECTRALGPT_SERVE_MAX_PIXELS`` (default 4194304, i.e. 64 images of 256 x 256): images x height x width per
+  request, counted before cropping.
+
+Every refused request raises an `MlflowException` with ``INVALID_PARAMETER_VALUE``, which the scoring server
+answers with HTTP 400 and the message; messages name the problem and never quote file contents. Unexpected
+failures are logged on the server and answered with a generic HTTP 500 message.
 """
 
 from __future__ import annotations
@@ -24,15 +39,19 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
@@ -49,8 +68,75 @@ RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "rasterio", "pandas", "pyarrow", "saf
                          "torchmetrics")
 
 
+ROOTS_ENV = "SPECTRALGPT_SERVE_ROOTS"
+MAX_BATCH_ENV = "SPECTRALGPT_SERVE_MAX_BATCH"
+MAX_PIXELS_ENV = "SPECTRALGPT_SERVE_MAX_PIXELS"
+DEFAULT_MAX_BATCH = 64
+DEFAULT_MAX_PIXELS = 64 * 256 * 256
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")  # any scheme (http:, s3:, file:, zip+https:, ...)
+
+
 def _device() -> str:
     return os.environ.get(DEVICE_ENV, "auto")
+
+
+class RequestError(ValueError):
+    """A request the model refuses (the client's fault): answered with HTTP 400 and this message."""
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} must be >= 1")
+    return value
+
+
+@dataclass(frozen=True)
+class ServePolicy:
+    """What a request may ask for: path roots, images and pixels per request (see the module docstring)."""
+
+    roots: tuple[str, ...] = ()
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_env(cls) -> "ServePolicy":
+        roots = tuple(os.path.realpath(r) for r in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if r.strip())
+        return cls(roots, _env_int(MAX_BATCH_ENV, DEFAULT_MAX_BATCH), _env_int(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS))
+
+    def check_path(self, value) -> str:
+        """The real path of a requested file when it lies inside an allowed root; else RequestError.
+
+        Checked on the string alone before anything is opened; the answer does not say whether a refused file
+        exists.
+        """
+        path = str(value)
+        if not self.roots:
+            raise RequestError(f"path inputs are disabled on this server (it names no {ROOTS_ENV}); "
+                               "send the pixels as an array instead")
+        if not path or "\x00" in path:
+            raise RequestError(f"invalid path {path!r}")
+        if _URL.match(path) or path.startswith("/vsi"):
+            raise RequestError(f"path {path!r} refused: URLs and GDAL virtual paths are not read; "
+                               "name a local file inside the server's allowed roots")
+        real = os.path.realpath(path)
+        if not any(os.path.commonpath([real, root]) == root for root in self.roots):
+            raise RequestError(f"path {path!r} refused: it is outside the server's allowed roots")
+        return real
+
+    def check_size(self, n: int, h: int, w: int, what: str) -> None:
+        if n > self.max_batch:
+            raise RequestError(f"{what}: {n} images in one request, over this server's limit of {self.max_batch} "
+                               f"({MAX_BATCH_ENV}); split the request")
+        if n * h * w > self.max_pixels:
+            raise RequestError(f"{what}: {n} x {h} x {w} = {n * h * w} pixels in one request, over this server's "
+                               f"limit of {self.max_pixels} ({MAX_PIXELS_ENV}); send smaller or fewer images")
 
 
 def centre_crop(x: np.ndarray, size: int, what: str = "image") -> np.ndarray:
@@ -67,8 +153,28 @@ def _band_list(bands) -> list[str] | None:
     if bands is None:
         return None
     if isinstance(bands, str):
-        bands = json.loads(bands) if bands.strip().startswith("[") else bands.split(",")
-    return [str(b).strip() for b in np.asarray(bands).ravel().tolist()]
+        try:
+            bands = json.loads(bands) if bands.strip().startswith("[") else bands.split(",")
+        except json.JSONDecodeError:
+            raise RequestError(f"bands {bands!r} is neither a JSON list nor comma-separated names") from None
+    names = [str(b).strip() for b in np.asarray(bands).ravel().tolist()]
+    from spectralgpt.bands import canonical_list
+
+    try:
+        return list(canonical_list(names))
+    except ValueError as e:
+        raise RequestError(f"bands: {e}") from None
+
+
+def _batch_size(params: dict, policy: ServePolicy) -> int:
+    raw = params.get("batch_size") or min(16, policy.max_batch)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise RequestError(f"batch_size {raw!r} is not an integer") from None
+    if not 1 <= value <= policy.max_batch:
+        raise RequestError(f"batch_size must be in [1, {policy.max_batch}], got {value}")
+    return value
 
 
 def class_names_of(predictor) -> list[str]:
@@ -79,6 +185,15 @@ def class_names_of(predictor) -> list[str]:
     if not names:
         names = [f"class_{i}" for i in range(int(k or 0))]
     return [str(n) for n in names]
+
+
+def _client_message(path, e) -> str:
+    """What a client is told about a file it named that cannot be used: the reason and our own description,
+    never GDAL's text (which may carry bytes of the file)."""
+    reason = getattr(e, "reason", "unreadable")
+    if reason in ("truncated", "unreadable"):
+        return f"cannot read {str(path)!r}: {reason} (corrupt, truncated or unreadable file)"
+    return str(e)
 
 
 class SpectralGPTPyfunc(PythonModel):
@@ -96,29 +211,69 @@ class SpectralGPTPyfunc(PythonModel):
 
     # -------------------------------------------------------------------------------------- inputs
 
-    def _array(self, x, what: str) -> np.ndarray:
-        x = np.asarray(x)
-        if x.dtype == object:
-            x = x.astype(np.float32)
+    def _array(self, x, what: str, bands, policy: ServePolicy) -> np.ndarray:
+        """A request's image as a numeric (B, C, H, W) or (C, H, W) array within the policy's limits."""
+        try:
+            x = np.asarray(x)
+            if x.dtype == object:
+                x = x.astype(np.float32)
+        except (TypeError, ValueError):
+            raise RequestError(f"{what}: not a rectangular numeric array (rows of different lengths?)") from None
+        if x.dtype.kind not in "uif":
+            raise RequestError(f"{what}: expected numeric raw reflectance, got dtype {x.dtype}")
         if x.ndim not in (3, 4):
-            raise ValueError(f"{what}: expected raw reflectance (B, C, H, W) or (C, H, W), got shape {x.shape}")
+            raise RequestError(f"{what}: expected raw reflectance (B, C, H, W) or (C, H, W), got shape {x.shape}")
+        n = x.shape[0] if x.ndim == 4 else 1
+        policy.check_size(n, x.shape[-2], x.shape[-1], what)
+        want = len(bands) if bands is not None else len(self.predictor.bands)
+        if x.shape[-3] != want:
+            named = "the `bands` given" if bands is not None else f"the model's bands ({', '.join(self.predictor.bands)})"
+            raise RequestError(f"{what}: {x.shape[-3]} bands, but {named} name {want}")
+        if bands is not None and (missing := [b for b in self.predictor.bands if b not in bands]):
+            raise RequestError(f"{what}: the model needs band(s) {', '.join(missing)}, absent from `bands`")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise RequestError(f"{what}: contains NaN or infinite values")
         return centre_crop(x, self.predictor.size, what)
 
     def _read(self, path: str, band_order) -> np.ndarray:
-        from spectralgpt.io.raster import read_multiband
+        """Only the centre crop the model needs is read from the (already allowed) file."""
+        from rasterio.windows import Window
 
-        raster = read_multiband(path, self.predictor.bands, band_order=band_order)
-        return centre_crop(raster.array, self.predictor.size, path)
+        from spectralgpt.io.raster import grid_of, read_multiband
 
-    def _from_paths(self, df: pd.DataFrame, band_order, batch_size: int) -> np.ndarray:
+        size = self.predictor.size
+        grid = grid_of(path)
+        if grid.height < size or grid.width < size:
+            centre_crop(np.empty((0, grid.height, grid.width)), size, path)  # raises the usual message
+        window = Window((grid.width - size) // 2, (grid.height - size) // 2, size, size)
+        return read_multiband(path, self.predictor.bands, band_order=band_order, window=window).array
+
+    def _read_all(self, paths, band_order, policy: ServePolicy) -> np.ndarray:
+        from spectralgpt.data.sample import BadSample
+
+        arrays = []
+        for value in paths:
+            path = policy.check_path(value)
+            try:
+                arrays.append(self._read(path, band_order))
+            except BadSample as e:
+                raise RequestError(_client_message(value, e)) from None
+        return np.stack(arrays)
+
+    def _from_paths(self, df: pd.DataFrame, band_order, batch_size: int, policy: ServePolicy) -> np.ndarray:
         change = self.predictor.cfg.kind == "change"
         if change and "path2" not in df.columns:
-            raise ValueError("a change-detection model needs a `path2` column (the second date) beside `path`")
+            raise RequestError("a change-detection model needs a `path2` column (the second date) beside `path`")
+        size = self.predictor.size
+        policy.check_size(len(df), size, size, "table of paths")
+        for col in ("path", "path2") if change else ("path",):  # every path is checked before any is opened
+            for value in df[col]:
+                policy.check_path(value)
         out = []
         for i in range(0, len(df), batch_size):
             rows = df.iloc[i:i + batch_size]
-            x = np.stack([self._read(str(p), band_order) for p in rows["path"]])
-            x2 = np.stack([self._read(str(p), band_order) for p in rows["path2"]]) if change else None
+            x = self._read_all(rows["path"], band_order, policy)
+            x2 = self._read_all(rows["path2"], band_order, policy) if change else None
             out.append(self.predictor.predict(x, x2))
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
@@ -141,26 +296,42 @@ class SpectralGPTPyfunc(PythonModel):
     # ------------------------------------------------------------------------------------- predict
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        params = params or {}
+        """Client mistakes become MlflowException(INVALID_PARAMETER_VALUE) -> HTTP 400 with our message; anything
+        else is logged here and answered with a generic message (HTTP 500), so no internals reach the client."""
+        try:
+            return self._predict(model_input, params or {})
+        except MlflowException:
+            raise
+        except ValueError as e:  # RequestError, BadSample, SceneError, shape checks in Predictor
+            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from None
+        except Exception:
+            log.exception("prediction failed")
+            raise MlflowException("internal error while predicting; the server log has the details",
+                                  error_code=INTERNAL_ERROR) from None
+
+    def _predict(self, model_input, params: dict):
+        policy = ServePolicy.from_env()
         bands = _band_list(params.get("bands"))
-        batch_size = int(params.get("batch_size") or 16)
+        batch_size = _batch_size(params, policy)
         p = self.predictor
         if isinstance(model_input, pd.DataFrame):
             if "path" not in model_input.columns:
-                raise ValueError("a DataFrame input needs a `path` column of GeoTIFF files (and `path2` for change "
-                                 f"detection); got columns {list(model_input.columns)}")
-            return self._table(model_input, self._from_paths(model_input, bands, batch_size))
+                raise RequestError("a DataFrame input needs a `path` column of GeoTIFF files (and `path2` for "
+                                   f"change detection); got columns {[str(c) for c in model_input.columns][:20]}")
+            return self._table(model_input, self._from_paths(model_input, bands, batch_size, policy))
         if isinstance(model_input, dict):
             if "image" not in model_input:
-                raise ValueError(f"a dict input needs an `image` entry; got keys {sorted(model_input)}")
+                raise RequestError(f"a dict input needs an `image` entry; got keys {sorted(map(str, model_input))[:20]}")
             bands = _band_list(model_input.get("bands")) or bands
-            x = self._array(model_input["image"], "image")
+            x = self._array(model_input["image"], "image", bands, policy)
             x2 = model_input.get("image2")
-            x2 = None if x2 is None else self._array(x2, "image2")
+            x2 = None if x2 is None else self._array(x2, "image2", bands, policy)
         else:
-            x, x2 = self._array(model_input, "input"), None
+            x, x2 = self._array(model_input, "input", bands, policy), None
         if p.cfg.kind == "change" and x2 is None:
-            raise ValueError("a change-detection model needs two dates: pass {'image': ..., 'image2': ...}")
+            raise RequestError("a change-detection model needs two dates: pass {'image': ..., 'image2': ...}")
+        if x2 is not None and x2.shape != x.shape:
+            raise RequestError(f"image2 has shape {x2.shape}, image has {x.shape}: the two dates must match")
         if bands is not None and list(bands) == list(p.bands):
             bands = None
         n = x.shape[0] if x.ndim == 4 else 1

@@ -29,7 +29,8 @@ def _tif(path, array, bands):
 
 
 @pytest.mark.parametrize("task", ["classification", "segmentation", "change"])
-def test_champion_pyfunc_matches_predictor_on_arrays_dicts_and_geotiffs(task, store, tmp_path):
+def test_champion_pyfunc_matches_predictor_on_arrays_dicts_and_geotiffs(task, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECTRALGPT_SERVE_ROOTS", str(tmp_path))  # path inputs are read only inside named roots
     model_dir = tiny_model_dir(tmp_path / "model", task)
     metrics = {"overall_accuracy": 0.7, "miou": 0.4, "f1": 0.5}
     register(task, model_dir, metrics, "data-v1")
