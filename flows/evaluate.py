@@ -3,21 +3,18 @@ a new version of `spectralgpt-<task>` with alias `challenger` (promotion is the 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import check_prefect, files, params, parse_args, tracked
-from spectralgpt.evaluation.evaluate import evaluate
+from spectralgpt.stages.evaluate import evaluate
 
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{task_name}")
 def run_evaluate(p, task_name: str) -> dict:
-    ft = p.finetune[task_name]
-    return evaluate(ft.out, Path(ft.shards) / ft.corpus, p.evaluate.split, p.evaluate.batch_size,
-                    Path(p.evaluate.out) / task_name, p.evaluate.legacy.get(task_name), device=p.evaluate.device)
+    return evaluate(p, task_name)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="register-{task_name}")
@@ -26,7 +23,7 @@ def register_model(p, task_name: str, metrics: dict, run_id: str) -> dict:
 
     t = p.tracking
     v = register(task_name, p.finetune[task_name].out, metrics, metrics["data_version"], run_id, uri=t.uri,
-                 experiment=t.experiment, artifacts=t.artifacts)
+                 experiment=t.experiment, artifacts=t.artifacts, lineage=metrics["lineage"])
     return {"name": v.name, "version": v.version, "primary_metric": v.primary_metric, "value": v.value}
 
 
@@ -37,6 +34,7 @@ def evaluate_flow(task: str, params_path: str = "params.yaml") -> dict:
     with tracked(p, f"evaluate-{task}", p.evaluate, {"task": task}) as run:
         metrics = run_evaluate(p, task)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        run.set_tags({f"spectralgpt.{k}": v for k, v in metrics["lineage"].items()})
         run.log_artifacts(files(f"{p.evaluate.out}/{task}/*"), "report")
         version = register_model(p, task, metrics, run.run_id)
         rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float))

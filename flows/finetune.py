@@ -6,14 +6,16 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import check_prefect, files, params, parse_args, tracked
-from spectralgpt.training.finetune import finetune
+from spectralgpt.stages.finetune import finetune
 
 
 @task(cache_policy=NO_CACHE, task_run_name="finetune-{task_name}")
 def run_finetune(p, task_name: str, run) -> dict:
     from spectralgpt.tracking import MlflowLogger
 
-    return finetune(p.finetune[task_name], callbacks=[MlflowLogger(run)]).metrics
+    result = finetune(p.finetune[task_name], callbacks=[MlflowLogger(run)])
+    run.set_tags({f"spectralgpt.{k}": v for k, v in result.lineage.items()})
+    return result.metrics
 
 
 @flow(name="finetune", flow_run_name="finetune-{task}")

@@ -7,13 +7,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import check_prefect, files, params, parse_args, tracked
-from spectralgpt.data.pipeline import ingest_one
+from spectralgpt.stages.ingest import ingest_one, summary
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="ingest-{name}")
 def ingest_source(p, name: str) -> dict:
-    m = ingest_one(p, name)
-    return {k: v for k, v in m.items() if k not in ("good", "ids")}
+    return summary(ingest_one(p, name))
 
 
 @flow(name="ingest", log_prints=False)

@@ -4,27 +4,27 @@ task runner: threads here, Dask or Ray workers when scaled out), then the corpus
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import check_prefect, params, parse_args, tracked
-from spectralgpt.data.pipeline import preprocess_job, read_manifest
 from spectralgpt.data.preprocess import preprocess
+from spectralgpt.stages.preprocess import corpus_dir, preprocess_job, splits_of
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{shards}")
-def write_shards(p, name: str, shards: list[int]) -> list[int]:
-    preprocess(**preprocess_job(p, name), workers=1, shards=shards, finalize=False)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{split}-{shards}")
+def write_shards(p, name: str, split: str | None, shards: list[int]) -> list[int]:
+    preprocess(**preprocess_job(p, name, split), workers=1, shards=shards, finalize=False)
     return shards
 
 
-@task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}")
-def assemble(p, name: str) -> dict:
-    result = preprocess(**preprocess_job(p, name), workers=1, shards=[])
-    return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine)}
+@task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}-{split}")
+def assemble(p, name: str, split: str | None) -> dict:
+    result = preprocess(**preprocess_job(p, name, split), workers=1, shards=[])
+    return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine),
+            "content_digest": result.manifest["content_digest"]}
 
 
 def shard_groups(n: int, shard_size: int, groups: int) -> list[list[int]]:
@@ -39,14 +39,16 @@ def preprocess_flow(params_path: str = "params.yaml") -> dict:
     with tracked(p, "preprocess", p.preprocess) as run:
         summary = {}
         for name in p.data.sources:
-            n = read_manifest(p, name)["n_good"]
-            groups = shard_groups(n, p.preprocess.shard_size, p.preprocess.workers)
-            write_shards.map(unmapped(p), unmapped(name), groups).result()
-            summary[name] = assemble(p, name)
-            run.log_metrics({f"{name}.items": summary[name]["items"], f"{name}.shards": summary[name]["shards"]})
-            log.info("%s: %s", name, summary[name])
-            run.log_artifacts([Path(p.data.shards) / name / f for f in ("manifest.json", "stats.json", "quarantine.json")],
-                              f"shards/{name}")
+            for split in splits_of(p, name):
+                job = preprocess_job(p, name, split)
+                groups = shard_groups(len(job["source"]), p.preprocess.shard_size, p.preprocess.workers)
+                write_shards.map(unmapped(p), unmapped(name), unmapped(split), groups).result()
+                key = name if split is None else f"{name}/{split}"
+                summary[key] = done = assemble(p, name, split)
+                run.log_metrics({f"{key}.items": done["items"], f"{key}.shards": done["shards"]})
+                log.info("%s: %s", key, done)
+                run.log_artifacts([corpus_dir(p, name, split) / f for f in ("manifest.json", "stats.json",
+                                                                              "quarantine.json")], f"shards/{key}")
     return summary
 
 

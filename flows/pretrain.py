@@ -12,14 +12,16 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import check_prefect, files, params, tracked
-from spectralgpt.training.pretrain import pretrain
+from spectralgpt.stages.pretrain import pretrain
 
 
 @task(cache_policy=NO_CACHE, task_run_name="pretrain-in-process")
 def run_here(p, run) -> dict:
     from spectralgpt.tracking import MlflowLogger
 
-    return pretrain(p.pretrain, callbacks=[MlflowLogger(run)]).metrics
+    result = pretrain(p.pretrain, callbacks=[MlflowLogger(run)])
+    run.set_tags({f"spectralgpt.{k}": v for k, v in result.lineage.items() if isinstance(v, str)})
+    return result.metrics
 
 
 @task(cache_policy=NO_CACHE, task_run_name="pretrain-torchrun-{nproc}")

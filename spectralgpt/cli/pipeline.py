@@ -79,27 +79,29 @@ def synth(root: Path = typer.Option(None, help="output folder (default: data.raw
 def ingest(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
            set_: list[str] = SET) -> None:
     """Validate every raw sample; write quarantine reports and manifests of usable samples."""
-    from spectralgpt.data.pipeline import ingest as run
+    from spectralgpt.stages.ingest import ingest as run, summary
 
     out = run(load(params, set_), name or None)
-    echo_json({k: {kk: v for kk, v in m.items() if kk not in ("good", "ids")} for k, m in out.items()})
+    echo_json({k: summary(m) for k, m in out.items()})
 
 
 @data_app.command("preprocess")
 def preprocess(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
                set_: list[str] = SET) -> None:
     """Write the usable samples as memory-mappable uint16 shards plus a parquet index."""
-    from spectralgpt.data.pipeline import preprocess_all
+    from spectralgpt.stages.preprocess import preprocess_all
 
     out = preprocess_all(load(params, set_), name or None)
-    echo_json({k: {"items": r.n_items, "shards": r.n_shards, "quarantined": len(r.quarantine)} for k, r in out.items()})
+    echo_json({f"{k}/{split}" if split else k: {"items": r.n_items, "shards": r.n_shards,
+                                                "quarantined": len(r.quarantine)}
+               for k, parts in out.items() for split, r in parts.items()})
 
 
 @app.command()
 def pretrain(params: Path = PARAMS, set_: list[str] = SET) -> None:
     """MAE pretraining (all stages). Runs under torchrun for DDP."""
     from spectralgpt.training.distributed import cleanup, init_from_env
-    from spectralgpt.training.pretrain import pretrain as run
+    from spectralgpt.stages.pretrain import pretrain as run
 
     p = load(params, set_)
     init_from_env()
@@ -115,7 +117,7 @@ def finetune(task: str = typer.Option(..., help="classification | multilabel | s
              params: Path = PARAMS, set_: list[str] = SET) -> None:
     """Fine-tune the pretrained encoder for one downstream task. Runs under torchrun for DDP."""
     from spectralgpt.training.distributed import cleanup, init_from_env
-    from spectralgpt.training.finetune import finetune as run
+    from spectralgpt.stages.finetune import finetune as run
 
     ft = task_config(load(params, set_), task)
     init_from_env()
@@ -129,10 +131,18 @@ def finetune(task: str = typer.Option(..., help="classification | multilabel | s
 def evaluate(task: str = typer.Option(..., help="classification | multilabel | segmentation | change"),
              params: Path = PARAMS, set_: list[str] = SET) -> None:
     """Evaluate a fine-tuned model on the held-out split; writes reports/<task>/."""
-    from spectralgpt.evaluation.evaluate import evaluate as run
+    from spectralgpt.stages.evaluate import evaluate as run
 
     p = load(params, set_)
-    ft = task_config(p, task)
-    values = run(ft.out, Path(ft.shards) / ft.corpus, p.evaluate.split, p.evaluate.batch_size,
-                 Path(p.evaluate.out) / task, p.evaluate.legacy.get(task))
+    task_config(p, task)
+    values = run(p, task)
     echo_json({k: v for k, v in values.items() if not isinstance(v, list)})
+
+
+@app.command()
+def runs(root: Path = typer.Option(Path("runs"), help="the run folders' root")) -> None:
+    """List the training run folders with the content digests they were computed from (a stage removes its
+    folder by itself when its inputs change)."""
+    from spectralgpt.stages.runs import list_runs
+
+    echo_json(list_runs(root))

@@ -75,13 +75,20 @@ def rollback(task: str = typer.Option(..., "--task", "-t", help="task whose cham
 
 @app.command()
 def models(tracking_uri: str | None = _uri_option(),
-           as_json: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
-    """Registered models: champion and challenger per task with their primary metric."""
+           as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+           lineage_of: str | None = typer.Option(None, "--lineage", metavar="TASK",
+                                                 help="print the lineage chain of TASK's champion (or --version)"),
+           version: str | None = typer.Option(None, "--version", help="with --lineage: this version")) -> None:
+    """Registered models: champion and challenger per task with their primary metric; `--lineage TASK`: the
+    data, weights, code and params a version came from."""
     from dataclasses import asdict
 
     from spectralgpt.tracking import list_models
 
     uri = _open(tracking_uri)
+    if lineage_of is not None:
+        _print_lineage(lineage_of, version, uri, as_json)
+        return
     rows = list_models(uri=uri)
     if as_json:
         typer.echo(json.dumps([asdict(m) for m in rows], indent=2))
@@ -96,4 +103,24 @@ def models(tracking_uri: str | None = _uri_option(),
         table.add_row(m.name, m.primary_metric or "-", f"v{ch.version}" if ch else "-", _fmt(ch.value if ch else None),
                       f"v{cl.version}" if cl else "-", _fmt(cl.value if cl else None),
                       (cl or ch).data_version if (cl or ch) else "-", str(m.versions))
+    Console(width=160).print(table)
+
+
+def _print_lineage(task: str, version: str | None, uri: str, as_json: bool) -> None:
+    from spectralgpt.tracking import RegistryError, lineage
+
+    try:
+        chain = lineage(task, version, uri=uri)
+    except (RegistryError, ValueError) as e:
+        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(chain, indent=2))
+        return
+    aliases = f" ({', '.join(chain['aliases'])})" if chain["aliases"] else ""
+    table = Table("what", "value", title=f"{chain['name']} v{chain['version']}{aliases}: lineage")
+    table.add_row("score", f"{chain['metric']} = {_fmt(chain['value'])}")
+    table.add_row("MLflow run", str(chain["run_id"]))
+    for k, v in chain["lineage"].items():
+        table.add_row(k, v)
     Console(width=160).print(table)

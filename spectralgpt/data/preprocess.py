@@ -5,7 +5,10 @@ sample whose read raises :class:`BadSample` (or an I/O error) is left out and re
 list with its id, source, reason and message. Shards are processed by a process pool (``workers=1`` runs
 inline); every worker reads its own samples, so peak memory is about one shard per worker whatever the
 corpus size. Per-shard statistics are merged into ``stats.json``. A rerun skips the shards that are
-complete (verified against their sidecar) and produces the same bytes as an uninterrupted run.
+complete (verified against their sidecar) and were made from the same inputs - the content digests of their
+samples, ``source.digest(i)``, recorded by ingest - and produces the same bytes as an uninterrupted run; a
+source without digests has every shard written anew. Each index row carries the content digest of its item,
+and the manifest the corpus' ``content_digest``.
 
 Geometry (``fit``) - chosen to keep the 10 m ground sampling distance and the radiometry wherever possible,
 which is what a remote-sensing user expects:
@@ -40,6 +43,7 @@ import numpy as np
 from spectralgpt.bands import canonical_list, select_bands
 from spectralgpt.data.normalize import BandStats
 from spectralgpt.data.sample import BadSample, Sample
+from spectralgpt.io.digest import digest_arrays, digest_list
 from spectralgpt.io.shards import ShardWriter, finalize_corpus
 
 log = logging.getLogger(__name__)
@@ -139,6 +143,16 @@ def _crs_str(crs):
         return str(crs)
 
 
+#: index columns that say where an item came from rather than what it is: left out of its content digest
+_PLACE = ("sample", "source", "digest")
+
+
+def item_digest(arrays: dict, row: dict) -> str:
+    """Content digest of one stored item: its arrays and what the index says of it (id, split, labels,
+    georeference), not where it was read from."""
+    return digest_arrays(arrays, {k: v for k, v in row.items() if k not in _PLACE})
+
+
 def sample_items(sample: Sample, spec: dict) -> list[tuple[dict, dict]]:
     """Turn one sample into stored items: a list of (arrays, index row). Raises BadSample when unusable."""
     size, fit = spec["size"], spec["fit"]
@@ -192,6 +206,7 @@ def sample_items(sample: Sample, spec: dict) -> list[tuple[dict, dict]]:
         minx, miny, maxx, maxy = _bounds(sample.transform, r, c, side)
         row.update(crs=_crs_str(sample.crs), minx=minx, miny=miny, maxx=maxx, maxy=maxy,
                    row_off=int(r), col_off=int(c), window=int(side))
+        row["digest"] = item_digest(arrays, row)
         items.append((arrays, row))
     return items
 
@@ -252,7 +267,7 @@ def process_shard(source, j: int, spec: dict, writer: ShardWriter) -> dict:
 _WORKER: dict = {}
 
 
-def _init_worker(source, spec, out_dir, fingerprint, verify, fsync):
+def _init_worker(source, spec, out_dir, fingerprint, inputs, verify, fsync):
     try:
         import torch
 
@@ -260,7 +275,7 @@ def _init_worker(source, spec, out_dir, fingerprint, verify, fsync):
     except ImportError:  # pragma: no cover
         pass
     _WORKER.update(source=source, spec=spec,
-                   writer=ShardWriter(out_dir, fingerprint=fingerprint, verify=verify, fsync=fsync))
+                   writer=ShardWriter(out_dir, fingerprint=fingerprint, inputs=inputs, verify=verify, fsync=fsync))
 
 
 def _run_in_worker(j):
@@ -278,6 +293,18 @@ def _probe(source, n, max_tries=64) -> Sample:
         except (BadSample, OSError) as e:
             last = e
     raise ValueError(f"no readable sample among the first {min(n, max_tries)} of the source (last error: {last})")
+
+
+def shard_inputs(source, n: int, shard_size: int) -> dict[int, str] | None:
+    """Content key of each shard's inputs: the digests of its source samples (``source.digest(i)``, which
+    ingest records), or None when the source cannot tell (then nothing already written is trusted)."""
+    if not callable(getattr(source, "digest", None)):
+        return None
+    try:
+        return {j: digest_list(source.digest(i) for i in range(j * shard_size, min(n, (j + 1) * shard_size)))
+                for j in range(math.ceil(n / shard_size))}
+    except AttributeError:
+        return None
 
 
 def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers: int = 2, *, bands=None,
@@ -328,9 +355,14 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
     bad = [j for j in owned if not 0 <= j < n_shards]
     if bad:
         raise ValueError(f"shard numbers {bad} out of range 0..{n_shards - 1}")
-    writer = ShardWriter(out_dir, fingerprint=fingerprint, owned=owned, verify=verify, fsync=fsync)
+    inputs = shard_inputs(source, n, shard_size)
+    writer = ShardWriter(out_dir, fingerprint=fingerprint, inputs=inputs, owned=owned, verify=verify, fsync=fsync)
     writer.clean_stale()
-    todo = [j for j in owned if not writer.is_complete(j)]
+    if inputs is None:
+        log.info("the source records no content digests: every shard is written anew (nothing is reused)")
+        todo = list(owned)
+    else:
+        todo = [j for j in owned if not writer.is_complete(j)]
     skipped = [j for j in owned if j not in set(todo)]
     if skipped:
         log.info("resuming: %d of %d shard(s) already complete", len(skipped), len(owned))
@@ -342,13 +374,14 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
     else:
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(source, spec, str(out_dir), fingerprint, verify, fsync)) as ex:
+                                 initargs=(source, spec, str(out_dir), fingerprint, inputs, verify, fsync)) as ex:
             futures = [ex.submit(_run_in_worker, j) for j in todo]
             for done, fut in enumerate(as_completed(futures), 1):
                 fut.result()
                 log.debug("%d/%d shards done", done, len(todo))
     result = PreprocessResult(out_dir, n, n_shards, todo, skipped, [])
-    all_done = all(writer.is_complete(j, verify="size") for j in range(n_shards)) if finalize else False
+    assembler = ShardWriter(out_dir, fingerprint=fingerprint, inputs=inputs, fsync=False)
+    all_done = all(assembler.is_complete(j, verify="size") for j in range(n_shards)) if finalize else False
     if finalize and all_done:
         manifest = {key: spec[key] for key in ("size", "shard_size", "bands", "dtype", "fit", "label_kind",
                                                "num_labels", "label_dtype", "ignore_value", "source")}
@@ -357,7 +390,8 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
         manifest["n_samples"] = n
         manifest["arrays"] = ["image"] + (["image2"] if spec["has_image2"] else []) + (
             ["label"] if kind != "none" else [])
-        result.manifest = finalize_corpus(out_dir, n_shards, manifest, fingerprint=fingerprint, recipe=recipe)
+        result.manifest = finalize_corpus(out_dir, n_shards, manifest, fingerprint=fingerprint, recipe=recipe,
+                                          inputs=inputs)
         result.n_items = result.manifest["n_items"]
         result.quarantine = json.loads((out_dir / "quarantine.json").read_text())
     elif finalize:

@@ -32,6 +32,17 @@ class Sample:
     split: str | None = None
     meta: dict = field(default_factory=dict)
 
+    def digest(self) -> str:
+        """SHA-256 of everything preprocessing takes from this sample: pixels (both dates), label, band names,
+        id, split and georeference. Two samples with the same digest give the same stored items."""
+        from spectralgpt.io.digest import digest_arrays
+
+        transform = tuple(self.transform)[:6] if self.transform is not None else None
+        crs = None if self.crs is None else (self.crs.to_string() if hasattr(self.crs, "to_string") else str(self.crs))
+        return digest_arrays({"image": self.image, "image2": self.image2, "label": self.label},
+                             {"id": self.id, "split": self.split, "bands": list(self.bands), "crs": crs,
+                              "transform": transform})
+
 
 class BadSample(ValueError):
     """A sample that cannot be used; `reason` is a short machine-readable code, the message says why."""

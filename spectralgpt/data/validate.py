@@ -231,8 +231,9 @@ class Quarantine:
 # ------------------------------------------------------------------------------------------- scan
 
 
-def _scan_range(dataset, start: int, stop: int, checks: dict) -> list[tuple[int, str, tuple | None]]:
-    """Check samples start..stop-1: [(index, id, None | (reason, path, message))]. Runs in worker processes."""
+def _scan_range(dataset, start: int, stop: int, checks: dict) -> list[tuple]:
+    """Check samples start..stop-1: [(index, id, None | (reason, path, message), digest, split)]; a good
+    sample's content digest (`Sample.digest`) is taken while it is in memory. Runs in worker processes."""
     ids = getattr(dataset, "ids", None)
     out = []
     for i in range(start, stop):
@@ -240,13 +241,23 @@ def _scan_range(dataset, start: int, stop: int, checks: dict) -> list[tuple[int,
         fallback_path = dataset.source(i) if hasattr(dataset, "source") else ""
         try:
             s = check_sample(dataset[i], **checks)
-            out.append((i, s.id, None))
+            out.append((i, s.id, None, s.digest(), s.split))
         except BadSample as b:
-            out.append((i, b.sample_id or fallback_id, (b.reason, b.source or fallback_path, str(b))))
+            out.append((i, b.sample_id or fallback_id, (b.reason, b.source or fallback_path, str(b)), None, None))
         except Exception as e:  # keep going: one odd file must not stop an ingest of a million
             log.exception("unexpected error reading sample %d (%s)", i, fallback_id)
-            out.append((i, fallback_id, (Reason.UNREADABLE, fallback_path, f"{type(e).__name__}: {e}")))
+            out.append((i, fallback_id, (Reason.UNREADABLE, fallback_path, f"{type(e).__name__}: {e}"), None, None))
     return out
+
+
+class ScanResult(tuple):
+    """What `scan` found: unpacks as ``good, quarantine``; also ``digests`` and ``splits`` of the good samples
+    (same order as ``good``): the content digest of each and the split it belongs to."""
+
+    def __new__(cls, good, quarantine, digests, splits):
+        self = super().__new__(cls, (good, quarantine))
+        self.good, self.quarantine, self.digests, self.splits = good, quarantine, digests, splits
+        return self
 
 
 def scan(
@@ -257,7 +268,7 @@ def scan(
     workers: int = 1,
     chunk_size: int = 256,
     **checks,
-) -> tuple[list[int], Quarantine]:
+) -> ScanResult:
     """Read and check every sample; bad ones go to the quarantine, the scan goes on.
 
     dataset: any sequence of `Sample`s (a `load_dataset` result: then ids and paths are known without reading).
@@ -265,7 +276,8 @@ def scan(
     report: write the quarantine to this .json path (and the same name with .csv) before deciding to fail.
     workers > 1: a process pool reads disjoint index ranges of `chunk_size` in parallel (the dataset is pickled).
     max_bad_fraction: raise `QuarantineError` when more than this fraction is bad (None: never).
-    Returns (indices of good samples in increasing order, the Quarantine).
+    Returns a `ScanResult`: (indices of good samples in increasing order, the Quarantine), plus the good
+    samples' content digests and splits.
     """
     n = len(dataset)
     q = Quarantine(total=n, name=str(getattr(dataset, "kind", "") or type(dataset).__name__))
@@ -276,15 +288,19 @@ def scan(
     else:
         parts = [_scan_range(dataset, a, b, checks) for a, b in ranges]
     good: list[int] = []
+    digests: list[str] = []
+    splits: list[str | None] = []
     seen: dict[str, int] = {}
     for part in parts:
-        for i, sid, err in part:
+        for i, sid, err, digest, split in part:
             if err is None and sid in seen:
                 path = dataset.source(i) if hasattr(dataset, "source") else ""
                 err = (Reason.DUPLICATE_ID, path, f"duplicate_id: id {sid!r} already read at index {seen[sid]}")
             if err is None:
                 seen[sid] = i
                 good.append(i)
+                digests.append(digest)
+                splits.append(split)
             else:
                 q.add(sid, err[1], err[0], err[2])
     log.info("scan of %s: %d good; %s", q.name, len(good), q.summary())
@@ -294,4 +310,4 @@ def scan(
         q.to_csv(os.path.splitext(report)[0] + ".csv")
     if max_bad_fraction is not None:
         q.fail_if_over(max_bad_fraction)
-    return good, q
+    return ScanResult(good, q, digests, splits)

@@ -56,7 +56,8 @@ class Scenes:
 @torch.no_grad()
 def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test", batch_size: int = 32,
              out_dir: str | Path | None = None, legacy: dict | None = None, device: str = "auto") -> dict:
-    """-> flat metrics dict (plus `data_version`, `split`, `num_items`); writes the report when `out_dir`.
+    """-> flat metrics dict (plus `data_version`: the content digest of the evaluated split, `split`,
+    `num_items`); writes the report when `out_dir`.
     device "auto": cuda when there is a GPU, else cpu."""
     device = resolve_device(device)
     model, meta = load_model(model_dir)
@@ -96,7 +97,7 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
         else:
             metrics.update(logits.float().cpu(), target)
     values = metrics.compute()
-    values.update(data_version=corpus.manifest.get("fingerprint"), split=split, num_items=len(dataset),
+    values.update(data_version=corpus.content_digest, split=split, num_items=len(dataset),
                   primary_metric=metrics.primary,
                   scored_on="scenes" if scenes is not None else ("tiles" if task in ("segmentation", "change") else "images"))
     if out_dir is not None:

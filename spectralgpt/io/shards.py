@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from spectralgpt.io.atomic import atomic_write_bytes
+from spectralgpt.io.digest import digest_json, digest_list
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +101,20 @@ class ShardWriter:
     ``fingerprint`` identifies the parameters that determine a shard's content (source, size, bands,
     dtype, shard size, ...): a completed shard whose sidecar carries a different fingerprint is stale and
     counts as incomplete. ``verify`` is how completed shards are checked: ``"size"`` (sidecar present and
-    every file of the recorded size) or ``"checksum"`` (also the SHA-256 of every file).
+    every file of the recorded size) or ``"checksum"`` (also the SHA-256 of every file). ``inputs`` maps a
+    shard number to the content digest of what it is made from; a shard recorded with other inputs is stale
+    too (None: inputs are not checked, e.g. when assembling shards just written).
     """
 
-    def __init__(self, out_dir, *, fingerprint: str = "", owned=None, verify: str = "size", fsync: bool = True):
+    def __init__(self, out_dir, *, fingerprint: str = "", inputs: dict[int, str] | None = None, owned=None,
+                 verify: str = "size", fsync: bool = True):
         if verify not in ("size", "checksum"):
             raise ValueError(f"verify must be 'size' or 'checksum', got {verify!r}")
         self.out_dir = Path(out_dir)
         self.shard_dir = self.out_dir / SHARD_DIR
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
+        self.inputs = None if inputs is None else {int(j): v for j, v in inputs.items()}
         self.owned = None if owned is None else {int(j) for j in owned}
         self.verify = verify
         self.fsync = fsync
@@ -150,6 +155,8 @@ class ShardWriter:
         meta = self.read_sidecar(j)
         if not meta or meta.get("format") != FORMAT_VERSION or meta.get("fingerprint") != self.fingerprint:
             return False
+        if self.inputs is not None and meta.get("inputs") != self.inputs.get(j):
+            return False
         verify = verify or self.verify
         for name, info in meta.get("arrays", {}).items():
             p = self.array_path(j, name)
@@ -183,7 +190,8 @@ class ShardWriter:
             if name not in arrays:
                 self.array_path(j, name).unlink(missing_ok=True)
         meta = {
-            "format": FORMAT_VERSION, "shard": j, "fingerprint": self.fingerprint, "n": n, "arrays": info,
+            "format": FORMAT_VERSION, "shard": j, "fingerprint": self.fingerprint,
+            "inputs": None if self.inputs is None else self.inputs.get(j), "n": n, "arrays": info,
             "rows": rows, "stats": stats, "quarantine": quarantine or [], **(extra or {}),
         }
         atomic_write_json(self.sidecar_path(j), meta, self.fsync, indent=None)
@@ -193,17 +201,21 @@ class ShardWriter:
 
 
 def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str | None = None,
-                    stats_from_sidecars: bool = True, recipe: str | None = None) -> dict:
+                    stats_from_sidecars: bool = True, recipe: str | None = None,
+                    inputs: dict[int, str] | None = None) -> dict:
     """Assemble index.parquet, stats.json, quarantine.json and manifest.json from shard sidecars 0..n-1.
 
     `recipe` names the normalisation recorded in the manifest (``zscore`` / ``clip2sigma`` take the
-    merged statistics). Raises when a shard is missing. Returns the manifest. The output depends only on the sidecars, so it
+    merged statistics). Raises when a shard is missing (or, with `inputs`, was made from other inputs). The
+    manifest's ``content_digest`` covers every item's digest (index column ``digest``, else the shard files'
+    SHA-256) and the corpus settings: it is what training and evaluation are keyed by. Returns the manifest. The output depends only on the sidecars, so it
     is byte-identical however (and by how many processes, in how many attempts) the shards were written.
     """
     from spectralgpt.data.normalize import BandStats, make_recipe
 
     out_dir = Path(out_dir)
-    writer = ShardWriter(out_dir, fingerprint=fingerprint or manifest.get("fingerprint", ""), fsync=False)
+    writer = ShardWriter(out_dir, fingerprint=fingerprint or manifest.get("fingerprint", ""), inputs=inputs,
+                         fsync=False)
     frames, quarantine, shards = [], [], []
     stats = None
     for j in range(n_shards):
@@ -241,6 +253,9 @@ def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str 
         manifest["stats"] = stats.summary()
     if recipe:
         manifest["normalization"] = make_recipe(recipe, stats, bands=manifest.get("bands")).to_dict()
+    items = (index["digest"].tolist() if "digest" in index.columns
+             else [a["sha256"] for sh in shards for a in sh["arrays"].values()])
+    manifest["content_digest"] = digest_json({"items": digest_list(items), "settings": manifest})
     atomic_write_json(out_dir / "quarantine.json", quarantine)
     atomic_write_json(out_dir / "manifest.json", manifest)
     log.info("corpus %s: %d items in %d shards, %d quarantined", out_dir, len(index), n_shards, len(quarantine))
@@ -258,6 +273,10 @@ class ShardCorpus:
 
     def __init__(self, path, split: str | None = None):
         self.path = Path(path)
+        if split is not None and (self.path / split / "manifest.json").exists():
+            self.path, split, self._whole = self.path / split, None, split  # a corpus stored one folder per split
+        else:
+            self._whole = None
         mpath = self.path / "manifest.json"
         if not mpath.exists():
             raise FileNotFoundError(f"{self.path} is not a shard corpus (no manifest.json); run preprocessing first")
@@ -267,7 +286,8 @@ class ShardCorpus:
             if "split" not in index.columns:
                 raise ValueError(f"corpus {self.path} has no split column")
             index = index[index["split"] == split].reset_index(drop=True)
-        self.split = split
+        self.split = split or self._whole
+        self._filtered = split is not None
         self.index = index
         self._shard = index["shard"].to_numpy(np.int64)
         self._offset = index["offset"].to_numpy(np.int64)
@@ -279,6 +299,19 @@ class ShardCorpus:
         d = self.__dict__.copy()
         d["_maps"] = {}
         return d
+
+    @property
+    def content_digest(self) -> str:
+        """SHA-256 of what these items are (their digests and the corpus settings): the data version of
+        anything computed from them. A split filtered out of a mixed corpus is digested from its rows."""
+        if not self._filtered and self.manifest.get("content_digest"):
+            return self.manifest["content_digest"]
+        if "digest" not in self.index.columns:
+            raise ValueError(f"corpus {self.path} records no item digests (written by an older version): "
+                             "preprocess it again")
+        settings = {k: v for k, v in self.manifest.items() if k not in ("content_digest", "shards", "n_items",
+                                                                         "n_quarantined", "stats", "normalization")}
+        return digest_json({"items": digest_list(self.index["digest"]), "split": self.split, "settings": settings})
 
     @property
     def bands(self) -> tuple[str, ...]:

@@ -1,5 +1,10 @@
-"""The data stages of the pipeline: ingest (validate every raw sample, write the quarantine report and a
-manifest of usable samples) and preprocess (write the usable samples as a shard corpus)."""
+"""Ingest stage: validate every raw sample of a configured dataset, write the quarantine report and a manifest
+of the usable samples with each one's content digest and split.
+
+The digests are what preprocessing keys its shards by (a shard is reused only when the samples it was made from
+are byte-for-byte the same), and their list is the corpus' content digest: the same files renamed or rewritten
+with other pixels give another digest, the same count of images does not hide a change.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,23 @@ from pathlib import Path
 
 from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.config import Params, SourceConfig
-from spectralgpt.data.preprocess import PreprocessResult, preprocess
 from spectralgpt.data.sources import load_dataset
 from spectralgpt.data.validate import scan
 from spectralgpt.io.atomic import atomic_write_text
+from spectralgpt.io.digest import digest_json, digest_list
 
 log = logging.getLogger(__name__)
+#: manifest entries with one value per usable sample (left out of summaries)
+PER_SAMPLE = ("good", "ids", "digests", "splits")
 
 
 class Selected:
-    """A lazy, picklable view of some indices of a dataset (the samples ingest found usable)."""
+    """A lazy, picklable view of some samples of a dataset (those ingest found usable), with the content
+    digest ingest recorded for each: `digest(i)` lets preprocessing decide reuse without decoding."""
 
-    def __init__(self, dataset, indices):
+    def __init__(self, dataset, indices, digests=None):
         self.dataset, self.indices = dataset, list(indices)
+        self.digests = None if digests is None else list(digests)
         self.name = getattr(dataset, "kind", None)
 
     def __len__(self) -> int:
@@ -29,6 +38,11 @@ class Selected:
 
     def __getitem__(self, i: int):
         return self.dataset[self.indices[i]]
+
+    def digest(self, i: int) -> str:
+        if self.digests is None:
+            raise AttributeError("no content digests recorded")
+        return self.digests[i]
 
 
 def open_source(src: SourceConfig):
@@ -40,14 +54,17 @@ def ingest_one(params: Params, name: str) -> dict:
     src = params.data.sources[name]
     out = Path(params.data.interim) / name
     ds = open_source(src)
-    good, quarantine = scan(ds, params.ingest.max_bad_fraction, report=out / "quarantine.json",
-                            workers=params.ingest.workers)
+    found = scan(ds, params.ingest.max_bad_fraction, report=out / "quarantine.json", workers=params.ingest.workers)
+    good, quarantine = found
+    settings = {"kind": src.kind, "split": src.split, "options": src.options, "bands": list(PRETRAIN_BANDS)}
     manifest = {"name": name, "kind": src.kind, "root": str(src.root), "split": src.split, "options": src.options,
                 "bands": list(PRETRAIN_BANDS), "class_names": list(ds.class_names or []), "n_listed": len(ds),
                 "n_good": len(good), "n_bad": len(ds) - len(good), "bad_by_reason": quarantine.counts(),
-                "good": good, "ids": [ds.ids[i] for i in good]}
+                "content_digest": digest_json({"samples": digest_list(found.digests), "settings": settings}),
+                "good": good, "ids": [ds.ids[i] for i in good], "digests": found.digests, "splits": found.splits}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    log.info("ingest %s: %d of %d samples usable (%s)", name, len(good), len(ds), quarantine.counts() or "no problems")
+    log.info("ingest %s: %d of %d samples usable (%s); content %s", name, len(good), len(ds),
+             quarantine.counts() or "no problems", manifest["content_digest"][:12])
     return manifest
 
 
@@ -55,28 +72,16 @@ def ingest(params: Params, names: list[str] | None = None) -> dict[str, dict]:
     return {name: ingest_one(params, name) for name in names or params.data.sources}
 
 
+def summary(manifest: dict) -> dict:
+    """A manifest without its per-sample lists (for logs, MLflow and the CLI)."""
+    return {k: v for k, v in manifest.items() if k not in PER_SAMPLE}
+
+
 def read_manifest(params: Params, name: str) -> dict:
     path = Path(params.data.interim) / name / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the ingest stage for {name!r} first")
-    return json.loads(path.read_text())
-
-
-def preprocess_job(params: Params, name: str) -> dict:
-    """The `preprocess` arguments that write corpus <shards>/<name> from the samples ingest found usable
-    (everything but `workers`, `shards` and `finalize`, which say how the work is split)."""
-    manifest = read_manifest(params, name)
-    cfg = params.preprocess
-    return dict(source=Selected(open_source(params.data.sources[name]), manifest["good"]),
-                out_dir=Path(params.data.shards) / name, size=cfg.size_for(name), shard_size=cfg.shard_size,
-                bands=PRETRAIN_BANDS, fit=cfg.fit_for(name), recipe=cfg.recipe_for(name), name=name,
-                meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"]})
-
-
-def preprocess_one(params: Params, name: str) -> PreprocessResult:
-    """Shard corpus <shards>/<name> in one call, with a process pool of `preprocess.workers`."""
-    return preprocess(**preprocess_job(params, name), workers=params.preprocess.workers)
-
-
-def preprocess_all(params: Params, names: list[str] | None = None) -> dict[str, PreprocessResult]:
-    return {name: preprocess_one(params, name) for name in names or params.data.sources}
+    manifest = json.loads(path.read_text())
+    if "digests" not in manifest:
+        raise ValueError(f"{path} records no content digests (written by an older version): run ingest again")
+    return manifest

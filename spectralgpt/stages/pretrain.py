@@ -1,12 +1,20 @@
 """Pretraining stage: progressive MAE stages (e.g. 96 px then 128 px), each continuing from the previous one
 with its spatial position tables interpolated; reconstruction figures; the final encoder + decoder saved as
-safetensors + config.json."""
+safetensors + config.json.
+
+Each stage runs in ``runs/pretrain/<n>-<name>/``, keyed by content: the corpus' content digest, the digest of
+the weights it starts from (the previous stage's model, `init`, or none) and its settings. A finished stage or
+checkpoint is reused only for the same inputs; otherwise it is refused, the reason logged, and the stage trains
+from scratch. The model's initial weights are drawn after seeding, so two runs on the same inputs give
+bit-identical weights. Every declared output (model, figures, history, metrics) is written on every run, also
+when all stages are reused.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,25 +25,14 @@ from spectralgpt.data.normalize import MinMax
 from spectralgpt.evaluation.reconstruction import save_reconstruction_figure
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.shards import ShardCorpus
-from spectralgpt.models import create_model, load_model, load_pretrained, save_model
+from spectralgpt.models import create_model, load_model, load_pretrained, model_digest, save_model
+from spectralgpt.stages.runs import open_run, settings_digest
 from spectralgpt.training.distributed import is_main
 from spectralgpt.training.engine import Callback, fit
 from spectralgpt.training.history import History, write_csv
 from spectralgpt.training.tasks import mae_step, task_dataset
 
 log = logging.getLogger(__name__)
-#: settings that change how a run goes but not what it computes: they do not change the run's fingerprint
-NEUTRAL = {"progress", "num_workers", "log_every", "checkpoint_every", "keep_checkpoints", "device", "augment_on"}
-
-
-def fingerprint(*parts) -> str:
-    """A short hash of what determines a run's result (config + data), naming its work folder."""
-    def clean(x):
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in sorted(x.items()) if k not in NEUTRAL}
-        return x
-
-    return hashlib.sha256(json.dumps([clean(p) for p in parts], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class Figures(Callback):
@@ -56,52 +53,88 @@ class PretrainResult:
     model_dir: Path
     metrics: dict
     history: list[dict]
+    lineage: dict
+
+
+def stage_inputs(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | None) -> dict:
+    """What stage `i` is computed from: corpus content, starting weights, settings."""
+    stage = cfg.stages[i - 1]
+    return {"corpus": corpus.content_digest, "start": model_digest(start) if start else "none",
+            "settings": settings_digest(cfg.model, cfg.model_overrides, cfg.mask_ratio, stage, cfg.train)}
+
+
+def fixed_images(corpus: ShardCorpus, size: int) -> torch.Tensor:
+    """The same few images in every figure of a stage."""
+    return task_dataset("pretrain", corpus, size, train=False).batch(list(range(min(4, len(corpus)))))["image"]
+
+
+def run_stage(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | None, sdir: Path, callbacks) -> None:
+    """Train stage `i` in `sdir` (resuming a checkpoint of the same inputs) and save its model there."""
+    stage = cfg.stages[i - 1]
+    train = cfg.train.model_copy(update={"epochs": stage.epochs, **({"blr": stage.blr} if stage.blr else {})})
+    inputs = stage_inputs(cfg, i, corpus, start)
+    torch.manual_seed(train.seed)  # the initial weights are part of what a seed reproduces
+    model = create_model(cfg.model, img_size=stage.img_size, **cfg.model_overrides)
+    if start:
+        log.info("stage %s starts from %s: %s", stage.name, start, load_pretrained(model, start))
+    dataset = task_dataset("pretrain", corpus, stage.img_size, train=True)
+    fixed = fixed_images(corpus, stage.img_size)
+    figures = Figures(model, fixed, sdir / "figures", cfg.mask_ratio, cfg.figures_every)
+    history = History(sdir / "history.jsonl", stage=stage.name)
+    fit(model, mae_step(cfg.mask_ratio), dataset, train, sdir, [history, figures, *callbacks], inputs=inputs)
+    if is_main():
+        save_reconstruction_figure(model, fixed.to(next(model.parameters()).device), figures.folder / "final.png",
+                                   cfg.mask_ratio)
+        save_model(model, sdir / "model", normalization=MinMax().to_dict(), extra={"stage": stage.name,
+                                                                                   "inputs": inputs})
 
 
 def pretrain(cfg: PretrainConfig, work: str | Path = "runs/pretrain", reports: str | Path = "reports/pretrain",
              callbacks=()) -> PretrainResult:
     work, reports, out = Path(work), Path(reports), Path(cfg.out)
-    previous, model, rows, metrics = cfg.init, None, [], {}
+    start, rows, metrics = cfg.init, [], {}
+    corpora = []
     for i, stage in enumerate(cfg.stages, 1):
         corpus = ShardCorpus(Path(cfg.shards) / stage.corpus)
-        train = cfg.train.model_copy(update={"epochs": stage.epochs, **({"blr": stage.blr} if stage.blr else {})})
-        key = fingerprint(cfg.model, cfg.model_overrides, cfg.mask_ratio, stage.model_dump(), train.model_dump(),
-                          corpus.manifest.get("fingerprint"), str(previous), i)
-        sdir = work / f"{i}-{stage.name}-{key}"
-        model = create_model(cfg.model, img_size=stage.img_size, **cfg.model_overrides)
-        history = History(sdir / "history.jsonl", stage=stage.name)
+        corpora.append(corpus)
+        inputs = stage_inputs(cfg, i, corpus, start)
+        sdir = open_run(work / f"{i}-{stage.name}", inputs)
         if (sdir / "model" / "config.json").exists():
-            log.info("pretraining stage %s already complete in %s", stage.name, sdir)
-            model, _ = load_model(sdir / "model")
+            log.info("pretraining stage %s: reusing the finished run in %s (same inputs)", stage.name, sdir)
         else:
-            if previous:
-                report = load_pretrained(model, previous)
-                log.info("stage %s starts from %s: %s", stage.name, previous, report)
-            dataset = task_dataset("pretrain", corpus, stage.img_size, train=True)
-            fixed = task_dataset("pretrain", corpus, stage.img_size, train=False).batch(list(range(min(4, len(corpus)))))
-            figures = Figures(model, fixed["image"], reports / "figures" / stage.name, cfg.mask_ratio, cfg.figures_every)
-            result = fit(model, mae_step(cfg.mask_ratio), dataset, train, sdir, [history, figures, *callbacks])
-            if is_main():
-                save_reconstruction_figure(model, fixed["image"].to(next(model.parameters()).device),
-                                           figures.folder / "final.png", cfg.mask_ratio)
-                save_model(model, sdir / "model", normalization=MinMax().to_dict(),
-                           extra={"stage": stage.name, "images_per_second": result.images_per_second})
+            run_stage(cfg, i, corpus, start, sdir, callbacks)
         offset = rows[-1]["global_step"] if rows else 0
-        stage_rows = [{**r, "global_step": offset + r["step"]} for r in history.rows()]
+        stage_rows = [{**r, "global_step": offset + r["step"]} for r in History(sdir / "history.jsonl").rows()]
         rows += stage_rows
         if stage_rows:
             metrics[f"{stage.name}_loss"] = stage_rows[-1]["loss"]
-        previous = sdir / "model"
+        start = str(sdir / "model")
+    lineage = {"corpus_digest": corpora[-1].content_digest,
+               "corpus_digests": {s.name: c.content_digest for s, c in zip(cfg.stages, corpora)},
+               "init_digest": model_digest(cfg.init) if cfg.init else "none"}
     if not is_main():
-        return PretrainResult(out, metrics, rows)
-    model.eval()
+        return PretrainResult(out, metrics, rows, lineage)
+    model, _ = load_model(start)
     save_model(model, out, normalization=MinMax().to_dict(),
-               extra={"stages": [s.model_dump() for s in cfg.stages], "mask_ratio": cfg.mask_ratio})
+               extra={"stages": [s.model_dump() for s in cfg.stages], "mask_ratio": cfg.mask_ratio,
+                      "lineage": lineage})
     metrics["final_loss"] = rows[-1]["loss"] if rows else None
     write_csv(rows, reports / "history.csv")
     atomic_write_text(reports / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    publish_figures(work, cfg, reports / "figures")
     last = cfg.stages[-1]
-    fixed = task_dataset("pretrain", ShardCorpus(Path(cfg.shards) / last.corpus), last.img_size, train=False)
-    save_reconstruction_figure(model, fixed.batch(list(range(min(4, len(fixed)))))["image"],
-                               reports / "reconstruction.png", cfg.mask_ratio)
-    return PretrainResult(out, metrics, rows)
+    save_reconstruction_figure(model, fixed_images(corpora[-1], last.img_size), reports / "reconstruction.png",
+                               cfg.mask_ratio)
+    lineage["model_digest"] = model_digest(out)
+    return PretrainResult(out, metrics, rows, lineage)
+
+
+def publish_figures(work: Path, cfg: PretrainConfig, dest: Path) -> None:
+    """Copy every stage's figures from its run folder to `dest/<stage>/` (fresh: no figure of another run)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    for i, stage in enumerate(cfg.stages, 1):
+        src = work / f"{i}-{stage.name}" / "figures"
+        if src.is_dir():
+            shutil.copytree(src, dest / stage.name)
+    dest.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ _EXPORTS = {
              "pipeline_run", "resolve_uri", "stage_run"),
     "logger": ("MlflowLogger",),
     "pyfunc": ("SpectralGPTPyfunc", "log_pyfunc"),
-    "registry": ("download", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "list_models",
-                 "model_name", "promote", "register", "rollback"),
+    "registry": ("download", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "lineage",
+                 "list_models", "model_name", "promote", "register", "rollback"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

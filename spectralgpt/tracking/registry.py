@@ -17,11 +17,14 @@ All primary metrics (`spectralgpt.evaluation.PRIMARY_METRICS`) are higher-is-bet
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +36,8 @@ from mlflow.exceptions import MlflowException
 
 from spectralgpt.evaluation.metrics import PRIMARY_METRICS
 from spectralgpt.models.checkpoint import read_config
-from spectralgpt.tracking.runs import (DEFAULT_EXPERIMENT, FINISHED, TAG, ensure_experiment, lineage_tags, numeric,
+from spectralgpt.tracking.runs import (DEFAULT_EXPERIMENT, FINISHED, TAG, _sqlite_path, ensure_experiment, lineage_tags,
+                                       numeric,
                                        resolve_uri)
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,43 @@ def _now() -> str:
 def _client(uri: str | None) -> MlflowClient:
     uri = resolve_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def registry_lock(uri: str | None, timeout: float = 600.0):
+    """Serialise the registry's read-modify-write steps (new versions, aliases, history) for one store: two
+    evaluations or promotions at once never interleave. The lock file lies beside a SQLite store, else in the
+    temporary folder, keyed by the store's URI (processes of one host; a shared server is also re-read)."""
+    from filelock import FileLock
+
+    uri = resolve_uri(uri)
+    db = _sqlite_path(uri) if uri.startswith("sqlite:") else None
+    if db is not None:
+        path = Path(f"{db}.registry.lock")
+    else:
+        path = Path(tempfile.gettempdir()) / f"spectralgpt-registry-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=timeout):
+        yield
+
+
+def _set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Set `alias` and read it back: a registry that does not hold what was written is an error, not a
+    silent success."""
+    client.set_registered_model_alias(name, alias, version)
+    now = _alias(client, name, alias)
+    if now is None or str(now.version) != str(version):
+        raise RegistryError(f"{name}: alias {alias} should point to v{version} but reads "
+                            f"{'nothing' if now is None else 'v' + str(now.version)}: changed concurrently?")
+
+
+def _version_of_run(client: MlflowClient, name: str, run_id: str):
+    """The version of `name` already registered from `run_id` (a retried evaluation), if any."""
+    try:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'", max_results=10)
+    except MlflowException:
+        return None
+    return max(found, key=lambda mv: int(mv.version)) if found else None
 
 
 def _float(tags: dict, key: str) -> float | None:
@@ -149,9 +190,13 @@ def primary_metric_for(task: str, model_dir: str | os.PathLike | None = None) ->
 def register(task: str, model_dir: str | os.PathLike, metrics: dict[str, Any], eval_data_version: str,
              run_id: str | None = None, *, uri: str | None = None, primary_metric: str | None = None,
              experiment: str = DEFAULT_EXPERIMENT, artifacts: str | os.PathLike | None = None,
-             description: str | None = None) -> RegisteredVersion:
+             description: str | None = None, lineage: dict[str, Any] | None = None) -> RegisteredVersion:
     """Log `model_dir` as a pyfunc model and register it as a new version of ``spectralgpt-<task>`` with
-    alias ``challenger``. The run is `run_id`, else the active run, else a new ``register-<task>`` run."""
+    alias ``challenger``. The run is `run_id`, else the active run, else a new ``register-<task>`` run.
+
+    `lineage` (content digests of the training and evaluation data, the pretrained weights, the params...)
+    becomes ``lineage.*`` tags of the version, with the DVC data version and the git commit. A run that already
+    registered a version (a retried evaluation) gets that version back, not a second one."""
     from spectralgpt.tracking.pyfunc import log_pyfunc
 
     name, model_dir = model_name(task), Path(model_dir)
@@ -162,6 +207,13 @@ def register(task: str, model_dir: str | os.PathLike, metrics: dict[str, Any], e
                          f"{', '.join(sorted(values)) or 'nothing numeric'}")
     uri = resolve_uri(uri)
     client = _client(uri)
+    if run_id is not None and (done := _version_of_run(client, name, run_id)) is not None:
+        log.info("run %s already registered %s v%s; not registering it again", run_id, name, done.version)
+        with registry_lock(uri):
+            if (current := _alias(client, name, CHALLENGER)) is None or int(current.version) < int(done.version):
+                _set_alias(client, name, CHALLENGER, str(done.version))
+        return RegisteredVersion(name, str(done.version), run_id, done.source, metric,
+                                 _float(done.tags, "primary_value"), done.tags.get("eval_data_version", ""))
     own_run = False
     if run_id is None:
         active = mlflow.active_run()
@@ -185,24 +237,59 @@ def register(task: str, model_dir: str | os.PathLike, metrics: dict[str, Any], e
         raise
     finally:
         mlflow.set_tracking_uri(previous)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        try:
-            client.create_registered_model(name, tags={"task": task, "primary_metric": metric},
-                                           description=f"SpectralGPT {task} model; aliases champion/challenger")
-        except MlflowException:  # created concurrently
-            client.get_registered_model(name)
     tags = {"task": task, "primary_metric": metric, "primary_value": repr(values[metric]),
             "eval_data_version": str(eval_data_version), "model_dir": str(model_dir),
-            "registered_at": _now(), **{f"metric.{k}": repr(v) for k, v in values.items()}}
-    mv = client.create_model_version(name, source=info.model_uri, run_id=run_id, tags=tags,
-                                     description=description, model_id=info.model_id)
-    client.set_registered_model_alias(name, CHALLENGER, mv.version)
+            "registered_at": _now(), **{f"metric.{k}": repr(v) for k, v in values.items()},
+            **lineage_version_tags(lineage)}
+    with registry_lock(uri):
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, tags={"task": task, "primary_metric": metric},
+                                           description=f"SpectralGPT {task} model; aliases champion/challenger")
+        mv = client.create_model_version(name, source=info.model_uri, run_id=run_id, tags=tags,
+                                         description=description, model_id=info.model_id)
+        _set_alias(client, name, CHALLENGER, str(mv.version))
     log.info("registered %s version %s (%s = %.4f on data %s) as challenger", name, mv.version, metric,
              values[metric], eval_data_version)
     return RegisteredVersion(name, str(mv.version), run_id, info.model_uri, metric, values[metric],
                              str(eval_data_version))
+
+
+LINEAGE = "lineage."
+
+
+def lineage_version_tags(lineage: dict[str, Any] | None) -> dict[str, str]:
+    """``lineage.*`` tags of a model version: the given digests plus the DVC data version and git commit."""
+    from spectralgpt.tracking.runs import data_md5, git_commit
+
+    commit, dirty = git_commit()
+    out = {"data_md5": data_md5("data.dvc"), "git_commit": commit, "git_dirty": str(dirty).lower()}
+    out.update({k: v for k, v in (lineage or {}).items() if isinstance(v, (str, int, float))})
+    return {f"{LINEAGE}{k}": str(v)[:4900] for k, v in out.items()}
+
+
+def lineage(task: str, version: str | None = None, *, uri: str | None = None) -> dict[str, Any]:
+    """The lineage chain of a registered version (default: the champion, else the challenger): which data
+    (DVC version, content digests of the training and evaluation splits), which pretrained weights, which code
+    and params it came from, and its score."""
+    name = model_name(task)
+    client = _client(uri)
+    _get_model(client, name)
+    if version is None:
+        mv = _alias(client, name, CHAMPION) or _alias(client, name, CHALLENGER)
+        if mv is None:
+            raise RegistryError(f"{name} has neither a champion nor a challenger; name a version")
+    else:
+        try:
+            mv = client.get_model_version(name, str(version))
+        except MlflowException:
+            raise RegistryError(f"{name} has no version {version}") from None
+    aliases = [a for a in (CHAMPION, CHALLENGER) if (al := _alias(client, name, a)) and al.version == mv.version]
+    return {"name": name, "version": str(mv.version), "aliases": aliases, "run_id": mv.run_id,
+            "metric": mv.tags.get("primary_metric"), "value": _float(mv.tags, "primary_value"),
+            "eval_data_version": mv.tags.get("eval_data_version"),
+            "lineage": {k[len(LINEAGE):]: v for k, v in sorted(mv.tags.items()) if k.startswith(LINEAGE)}}
 
 
 # -------------------------------------------------------------------------------------------- promote
@@ -249,9 +336,15 @@ def _record(client: MlflowClient, d: PromotionDecision) -> None:
 
 
 def promote(task: str, margin: float = 0.0, *, uri: str | None = None) -> PromotionDecision:
-    """Apply the promotion policy to ``spectralgpt-<task>`` (see the module doc); returns the decision."""
+    """Apply the promotion policy to ``spectralgpt-<task>`` (see the module doc); returns the decision.
+    Runs under the registry lock: the aliases it reads are the ones it replaces."""
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin = {margin!r}: must be a finite number >= 0")
+    with registry_lock(uri):
+        return _promote(task, margin, uri)
+
+
+def _promote(task: str, margin: float, uri: str | None) -> PromotionDecision:
     name = model_name(task)
     client = _client(uri)
     _get_model(client, name)
@@ -298,7 +391,7 @@ def promote(task: str, margin: float = 0.0, *, uri: str | None = None) -> Promot
     if d.promoted:
         client.set_model_version_tag(name, chal_v, "previous_champion", str(champ_v) if champ_v else "none")
         client.set_model_version_tag(name, chal_v, "champion_since", d.timestamp)
-        client.set_registered_model_alias(name, CHAMPION, chal_v)
+        _set_alias(client, name, CHAMPION, chal_v)
         _append_history(client, name, {"version": chal_v, "from": champ_v, "at": d.timestamp,
                                        "event": "promote"})
     log.info("%s: %s v%s (%s)", name, d.decision, chal_v, d.reason)
@@ -315,6 +408,11 @@ class RollbackResult:
 
 def rollback(task: str, *, uri: str | None = None) -> RollbackResult:
     """Return ``champion`` to the version it replaced; raises `RegistryError` when there is none."""
+    with registry_lock(uri):
+        return _rollback(task, uri)
+
+
+def _rollback(task: str, uri: str | None) -> RollbackResult:
     name = model_name(task)
     client = _client(uri)
     _get_model(client, name)
@@ -329,7 +427,7 @@ def rollback(task: str, *, uri: str | None = None) -> RollbackResult:
     except MlflowException:
         raise RegistryError(f"{name}: previous champion v{prev} no longer exists") from None
     now = _now()
-    client.set_registered_model_alias(name, CHAMPION, prev)
+    _set_alias(client, name, CHAMPION, prev)
     client.set_model_version_tag(name, champ.version, "rolled_back_at", now)
     client.set_model_version_tag(name, champ.version, "rolled_back_to", prev)
     client.set_model_version_tag(name, prev, "restored_at", now)

@@ -83,7 +83,11 @@ def batch_size_of(batch) -> int:
 
 
 def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: str | Path,
-        callbacks: Sequence[Callback] = (), resume: bool = True) -> FitResult:
+        callbacks: Sequence[Callback] = (), resume: bool = True, inputs: dict | None = None) -> FitResult:
+    """Train `model` with `step_fn` over `dataset`; checkpoints go to `out_dir`/checkpoints.
+
+    `inputs` names the content digests the run is computed from (data, starting weights, settings); every
+    checkpoint records them and only a checkpoint with the same inputs is resumed (see `state.load_latest`)."""
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     rank, world = rank_world()
@@ -110,7 +114,7 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     total_steps = total_micro // cfg.accum_iter
 
     micro, resumed_from = 0, None
-    if resume and (found := ckpt.load_latest(ckpt_dir)):
+    if resume and (found := ckpt.load_latest(ckpt_dir, inputs)):
         state, resumed_from = found
         core.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -206,7 +210,8 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
                         path = ckpt.save(ckpt_dir, step, {
                             "model": core.state_dict(), "optimizer": optimizer.state_dict(),
                             "scaler": scaler.state_dict(), "rng": rng[0], "rng_ranks": rng, "micro_step": micro,
-                            "step": step, "train_config": cfg.model_dump(mode="json")}, cfg.keep_checkpoints)
+                            "step": step, "train_config": cfg.model_dump(mode="json"), "inputs": inputs},
+                            cfg.keep_checkpoints)
                         for cb in callbacks:
                             cb.on_checkpoint(step, path)
                     barrier()

@@ -44,23 +44,51 @@ def checkpoints(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
+def step_of(path: Path) -> int:
+    return int(PATTERN.match(path.name).group(1))
+
+
 def save(directory: Path, step: int, state: dict, keep: int) -> Path:
+    """Write checkpoint `step` atomically, then prune: the one just written and the `keep` - 1 newest older
+    ones stay. Files of later steps are left alone: they are either unreadable (set aside at load) or another
+    run's, and pruning must never delete the checkpoint it just wrote because a newer name exists."""
     path = directory / f"ckpt-{step:08d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
-    for old in checkpoints(directory)[keep:]:
+    older = [p for p in checkpoints(directory) if step_of(p) < step]
+    for old in older[max(keep - 1, 0):]:
         old.unlink(missing_ok=True)
     return path
 
 
-def load_latest(directory: Path) -> tuple[dict, Path] | None:
-    """The newest readable checkpoint; unreadable ones are skipped with a warning (never deleted)."""
+def load_latest(directory: Path, inputs: dict | None = None) -> tuple[dict, Path] | None:
+    """The newest readable checkpoint computed from `inputs` (when given).
+
+    An unreadable one is set aside as ``<name>.corrupt`` (kept for inspection, never deleted) and the previous
+    one is tried. Checkpoints recorded with other inputs are refused with a warning naming what changed, and
+    removed: the run starts fresh, and a stale checkpoint can never be resumed later by mistake."""
+    from spectralgpt.io.digest import changed
+
+    stale = []
     for path in checkpoints(directory):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if not {"model", "optimizer", "micro_step"} <= set(state):
                 raise ValueError("missing entries")
-            return state, path
         except Exception as e:  # noqa: BLE001 - any unreadable file means: try the previous one
-            log.warning("checkpoint %s is unreadable (%s); falling back to the previous one", path, e)
+            log.warning("checkpoint %s is unreadable (%s); set aside as %s.corrupt, falling back to the previous "
+                        "one", path, e, path.name)
+            path.replace(path.with_name(path.name + ".corrupt"))
+            continue
+        if inputs is not None and state.get("inputs") != inputs:
+            what = "; ".join(changed(state.get("inputs") or {}, inputs))
+            log.warning("refusing to resume %s: it was computed from other inputs (%s); training starts fresh",
+                        path, what)
+            stale.append(path)
+            continue
+        for old in stale:
+            old.unlink(missing_ok=True)
+        return state, path
+    for old in stale:
+        old.unlink(missing_ok=True)
     return None

@@ -11,6 +11,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from spectralgpt.data.sample import BadSample, Sample
+from spectralgpt.io.digest import sha256_file
 
 
 class TifFolder:
@@ -24,6 +25,10 @@ class TifFolder:
 
     def __len__(self):
         return len(self.files)
+
+    def digest(self, i):
+        """Content digest of sample i (what ingest records): here the file's bytes."""
+        return sha256_file(self.files[i])
 
     def __getitem__(self, i):
         if self.delay:

@@ -69,6 +69,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_previous(uninterrupted, tmp_pat
     newest.write_bytes(newest.read_bytes()[:1000])  # a partial write from a crashed disk
     result = run(out, "mae", 10, 8)
     assert "unreadable" in result.stderr and "falling back" in result.stderr
+    assert (ckpts / "ckpt-00000006.pt.corrupt").exists()  # kept for inspection, out of the way
     assert_identical(weights(out), weights(uninterrupted))
 
 

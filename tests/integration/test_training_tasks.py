@@ -7,13 +7,14 @@ import torch
 from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.config import (DataConfig, FinetuneConfig, IngestConfig, Params, PreprocessConfig, PretrainConfig,
                                 PretrainStage, SourceConfig)
-from spectralgpt.data.pipeline import ingest, preprocess_all
 from spectralgpt.data.preprocess import preprocess
 from spectralgpt.data.sources import load_dataset
 from spectralgpt.data.synthetic import generate_demo_corpus
 from spectralgpt.evaluation.evaluate import evaluate
-from spectralgpt.training.finetune import finetune
-from spectralgpt.training.pretrain import pretrain
+from spectralgpt.stages.finetune import finetune
+from spectralgpt.stages.ingest import ingest
+from spectralgpt.stages.preprocess import preprocess_all
+from spectralgpt.stages.pretrain import pretrain
 
 MODELS = {"classification": "vit_tiny_patch8_64", "multilabel": "vit_tiny_patch8_64",
           "segmentation": "seg_vit_tiny_patch8_64", "change": "cd_vit_tiny_patch8_64"}
@@ -61,7 +62,7 @@ def test_augmenting_on_the_device_trains_the_same_weights(task, corpus, tmp_path
     from spectralgpt.training import TrainConfig, fit
     from spectralgpt.training.tasks import classification_step, mae_step, task_dataset
 
-    data = task_dataset(task, corpus / "shards" / task, 64, train=True)
+    data = task_dataset(task, corpus / "shards" / task / ("" if task == "pretrain" else "train"), 64, train=True)
     weights = {}
     for where in ("loader", "device"):
         torch.manual_seed(0)
