@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from pydantic import ValidationError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -34,6 +35,7 @@ ALLOWED_GLOBALS = [argparse.Namespace]
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KB
 ENCODER_PREFIXES = ("patch_embed.", "blocks.", "norm.", "pos_embed_spatial", "pos_embed_temporal")
 HEAD_PREFIXES = ("head.", "decode_head.cls_seg.")  # class-count dependent: skipped when shapes differ
 
@@ -175,20 +177,81 @@ def save_model(model: nn.Module, directory: str | Path, normalization: dict | No
 def read_config(directory: str | Path) -> dict:
     path = Path(directory) / CONFIG
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise CheckpointError(f"{path} is {path.stat().st_size} bytes, over the {MAX_CONFIG_BYTES}-byte limit "
+                                  "for a model config")
         meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path} not found: not a SpectralGPT model folder") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
-    if meta.get("format") != "spectralgpt":
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != "spectralgpt":
         raise CheckpointError(f"{path} is not a SpectralGPT model config")
     return meta
 
 
+def _problem(err: dict) -> str:
+    """One pydantic error as text: our validators' messages name the field; pydantic's own get the field added."""
+    if err["msg"].startswith("Value error, "):
+        return err["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(map(str, err['loc'])) or 'model'} = {err.get('input')!r}: {err['msg']}"
+
+
+def config_of(meta: dict, directory: str | Path = "", **overrides) -> ModelConfig:
+    """The validated (size-bounded) ModelConfig of a model folder's metadata; CheckpointError naming the fields."""
+    arch = meta.get("model")
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{Path(directory) / CONFIG} has no `model` section")
+    try:
+        return ModelConfig(**{**arch, **overrides})
+    except ValidationError as e:
+        problems = "; ".join(_problem(err) for err in e.errors())
+        raise CheckpointError(f"{Path(directory) / CONFIG} declares an invalid model: {problems}") from None
+
+
+def header_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of a safetensors file, read from its header only (no tensor data is loaded)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of the model `cfg` describes, built on the meta device (no memory is allocated)."""
+    with torch.device("meta"):
+        model = build_model(cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_weights_fit(directory: str | Path, cfg: ModelConfig) -> None:
+    """Refuse a model folder whose weights file does not hold exactly the tensors its config implies, before the
+    model is built: a forged config cannot make us allocate a model its weights do not back."""
+    path = Path(directory) / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    have, want = header_shapes(path), expected_shapes(cfg)
+    problems = [f"{k}: missing" for k in want if k not in have]
+    problems += [f"{k}: unexpected" for k in have if k not in want]
+    problems += [f"{k}: weights {list(have[k])} vs config {list(v)}" for k, v in want.items()
+                 if k in have and have[k] != v]
+    if problems:
+        raise CheckpointError(f"weights in {directory} do not fit its config.json ({len(problems)} problems): "
+                              + "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else ""))
+
+
 def load_model(directory: str | Path, **overrides) -> tuple[nn.Module, dict]:
-    """Rebuild a model saved by `save_model`; returns (model in eval mode, metadata incl. normalisation)."""
+    """Rebuild a model saved by `save_model`; returns (model in eval mode, metadata incl. normalisation).
+
+    The config is validated (sizes bounded) and checked against the weights file's header before the model is
+    built, so nothing large is allocated for a config its weights do not match."""
     meta = read_config(directory)
-    model = build_model(ModelConfig(**{**meta["model"], **overrides}))
+    cfg = config_of(meta, directory, **overrides)
+    check_weights_fit(directory, cfg)
+    model = build_model(cfg)
     sd = read_state_dict(directory)
     try:
         model.load_state_dict(sd, strict=True)

@@ -1,7 +1,13 @@
-"""One validated configuration object for every SpectralGPT model."""
+"""One validated configuration object for every SpectralGPT model.
+
+Sizes are bounded (`LIMITS`) well above the published huge model, so that a config.json from a model folder cannot
+ask for an absurd allocation (embed_dim 65536, depth 4096) before its weights are even looked at; ratios lie in
+[0, 1) and loss weights are finite and >= 0.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -9,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from spectralgpt.bands import PRETRAIN_BANDS, canonical_list
 
 Kind = Literal["mae", "classifier", "segmentation", "change"]
+
+#: upper bounds of the integer sizes (the published huge model: embed_dim 1280, depth 32, 16 heads, 128 px)
+LIMITS = {"img_size": 2048, "patch_size": 128, "t_patch_size": 64, "num_bands": 64, "embed_dim": 8192,
+          "depth": 128, "num_heads": 128, "decoder_embed_dim": 8192, "decoder_depth": 64, "decoder_num_heads": 128,
+          "num_classes": 100_000, "fpn_channels": 8192}
+MAX_PYRAMID_CHANNELS = 16384
+MAX_TOKENS = 65536  # spectral groups x spatial grid cells: attention cost grows with its square
+MAX_MLP_RATIO = 16.0
 
 
 class ModelConfig(BaseModel):
@@ -58,14 +72,36 @@ class ModelConfig(BaseModel):
                      "decoder_embed_dim", "decoder_depth", "decoder_num_heads", "num_classes", "fpn_channels")
     @classmethod
     def _positive(cls, v, info):
-        if v < 1:
-            raise ValueError(f"{info.field_name} must be >= 1, got {v}")
+        top = LIMITS[info.field_name]
+        if not 1 <= v <= top:
+            raise ValueError(f"{info.field_name} must be in [1, {top}], got {v}")
+        return v
+
+    @field_validator("pyramid_channels")
+    @classmethod
+    def _pyramid(cls, v):
+        if not all(1 <= c <= MAX_PYRAMID_CHANNELS for c in v):
+            raise ValueError(f"pyramid_channels must each be in [1, {MAX_PYRAMID_CHANNELS}], got {list(v)}")
+        return v
+
+    @field_validator("mlp_ratio")
+    @classmethod
+    def _mlp_ratio(cls, v):
+        if not (math.isfinite(v) and 0 < v <= MAX_MLP_RATIO):
+            raise ValueError(f"mlp_ratio must be in (0, {MAX_MLP_RATIO}], got {v}")
+        return v
+
+    @field_validator("spectral_loss_weight")
+    @classmethod
+    def _weight(cls, v, info):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{info.field_name} must be finite and >= 0, got {v}")
         return v
 
     @field_validator("drop_path_rate", "head_dropout", "dense_dropout")
     @classmethod
     def _probability(cls, v, info):
-        if not 0.0 <= v < 1.0:
+        if not 0.0 <= v < 1.0:  # NaN fails this too
             raise ValueError(f"{info.field_name} must be in [0, 1), got {v}")
         return v
 
@@ -82,6 +118,9 @@ class ModelConfig(BaseModel):
         if self.decoder_embed_dim % self.decoder_num_heads:
             raise ValueError(f"decoder_embed_dim {self.decoder_embed_dim} is not divisible by "
                              f"decoder_num_heads {self.decoder_num_heads}")
+        if self.num_tokens > MAX_TOKENS:
+            raise ValueError(f"{self.num_groups} spectral groups x {self.grid}x{self.grid} patches = {self.num_tokens} "
+                             f"tokens, over the limit of {MAX_TOKENS}")
         return self
 
     @property
