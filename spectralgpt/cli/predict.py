@@ -1,4 +1,9 @@
-"""`spectralgpt predict` (whole-scene maps) and `spectralgpt embed` (tile or sample embeddings)."""
+"""`spectralgpt predict` (whole-scene maps) and `spectralgpt embed` (tile or sample embeddings).
+
+Errors (a bad path, an existing output without --overwrite, an unknown device or model URI, a checkpoint that
+does not load) are one line on stderr and exit code 2 (see `spectralgpt.cli.app`); the output path and the
+device are checked before the model is loaded or anything is computed.
+"""
 
 from __future__ import annotations
 
@@ -9,36 +14,53 @@ import typer
 from spectralgpt.cli.app import app
 
 
+def _device(name: str) -> str:
+    """`name` when this machine can use it: the syntax (auto, cpu, cuda, cuda:N, mps) and the hardware."""
+    import torch
+
+    from spectralgpt.config import check_device
+
+    name = check_device(name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device cpu or auto")
+    if name.startswith("cuda:") and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+    return name
+
+
 def _predictor(model: str, device: str, precision: str = "fp32"):
     from spectralgpt.inference import Predictor
     from spectralgpt.inference.resolve import resolve_model
 
-    return Predictor.load(resolve_model(model), device=device, precision=precision)
+    return Predictor.load(resolve_model(model), device=_device(device), precision=precision)
 
 
 @app.command()
 def predict(
     model: str = typer.Option(..., "--model", "-m", help="model folder, or models:/NAME@ALIAS, runs:/ID/PATH"),
     input: Path = typer.Option(..., "--input", "-i", help="scene: multi-band GeoTIFF, band-file folder or .tar"),
-    output: Path = typer.Option(..., "--output", "-o", help="output GeoTIFF"),
+    output: Path = typer.Option(..., "--output", "-o", help="output Cloud-Optimized GeoTIFF"),
     input2: Path | None = typer.Option(None, "--input2", help="second date (change detection)"),
     overlap: float = typer.Option(0.25, min=0.0, max=0.95, help="tile overlap fraction"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     probabilities: bool = typer.Option(False, "--probabilities", help="add per-class probability bands"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run"),
-    device: str = typer.Option("auto", help="torch device (auto: cuda when there is a GPU, else cpu)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+    device: str = typer.Option("auto", help="torch device: auto (cuda when there is a GPU, else cpu), cpu, cuda:N, mps"),
     precision: str = typer.Option("auto", help="fp32 | bf16 | auto (bf16 where the CPU/GPU runs it natively)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Predict a whole scene (any size) to a georeferenced GeoTIFF."""
+    """Predict a whole scene (any size) to a georeferenced Cloud-Optimized GeoTIFF."""
+    from spectralgpt.inference.outputs import check_output
     from spectralgpt.inference.scene import predict_scene
 
-    try:
-        r = predict_scene(_predictor(model, device, precision), input, output, input2=input2, overlap=overlap,
-                          batch_size=batch_size, probabilities=probabilities, resume=resume, progress=progress)
-    except (ValueError, FileNotFoundError) as e:  # bad input (BadSample, SceneError): one clear line, exit 1
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    check_output(output, (input, input2), overwrite)  # before the model is loaded
+    _device(device)
+    r = predict_scene(_predictor(model, device, precision), input, output, input2=input2, overlap=overlap,
+                      batch_size=batch_size, probabilities=probabilities, resume=resume, progress=progress,
+                      overwrite=overwrite)
     typer.echo(f"{r.output}: {r.height} x {r.width}, {r.tiles_total} tiles ({r.tiles_computed} computed)")
 
 
@@ -52,7 +74,8 @@ def embed(
     split: str | None = typer.Option(None, "--split", help="train, val or test (default: all)"),
     overlap: float = typer.Option(0.0, min=0.0, max=0.95, help="tile overlap fraction (scenes)"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
-    device: str = typer.Option("auto", help="torch device (auto: cuda when there is a GPU, else cpu)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+    device: str = typer.Option("auto", help="torch device: auto (cuda when there is a GPU, else cpu), cpu, cuda:N, mps"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Encoder embeddings of every tile of a scene, or of every sample of a dataset."""
@@ -61,17 +84,17 @@ def embed(
     if dataset is not None and root is None:
         raise typer.BadParameter("--dataset needs --root DIR")
     from spectralgpt.inference.embed import embed_dataset, embed_scene
+    from spectralgpt.inference.outputs import check_output
 
-    try:
-        predictor = _predictor(model, device)
-        if input is not None:
-            out = embed_scene(predictor, input, output, overlap=overlap, batch_size=batch_size, progress=progress)
-        else:
-            from spectralgpt.data.sources import load_dataset
+    check_output(output, (input, root), overwrite)  # before the model is loaded
+    _device(device)
+    predictor = _predictor(model, device)
+    if input is not None:
+        out = embed_scene(predictor, input, output, overlap=overlap, batch_size=batch_size, progress=progress,
+                          overwrite=overwrite)
+    else:
+        from spectralgpt.data.sources import load_dataset
 
-            ds = load_dataset(dataset, root, split=split, bands=predictor.bands)
-            out = embed_dataset(predictor, ds, output, batch_size=batch_size, progress=progress)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+        ds = load_dataset(dataset, root, split=split, bands=predictor.bands)
+        out = embed_dataset(predictor, ds, output, batch_size=batch_size, progress=progress, overwrite=overwrite)
     typer.echo(str(out))

@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 
 from spectralgpt.bands import canonical_list, select_bands
 from spectralgpt.data.sample import BadSample
+from spectralgpt.inference.outputs import check_output
 from spectralgpt.inference.predictor import Predictor
-from spectralgpt.inference.scene import _read_tiles, _stride, tile_grid
+from spectralgpt.inference.scene import _read_tiles, _stride, scene_files, tile_grid
 from spectralgpt.inference.scene_io import open_scene
 from spectralgpt.io.atomic import atomic_path
 
@@ -97,16 +98,19 @@ def _embedding_column(emb: np.ndarray) -> pa.Array:
 
 
 def embed_scene(predictor: Predictor, input, output, overlap: float = 0.0, batch_size: int = 8,
-                progress: bool = True, band_order=None) -> Path:
+                progress: bool = True, band_order=None, overwrite: bool = False) -> Path:
     """Encoder embedding (mean over tokens, D values) of every tile of a scene -> GeoParquet (.parquet) or a D-band
-    float32 GeoTIFF on the tile grid (.tif). Returns the output path."""
+    float32 GeoTIFF on the tile grid (.tif). Returns the output path. The output is checked before any compute
+    (not an input, not an existing file unless `overwrite`, writable; see `check_output`)."""
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".parquet", ".tif", ".tiff"):
         raise ValueError(f"embedding output must end in .parquet or .tif, got {output.name}")
+    output = check_output(output, (input,), overwrite)
     size = predictor.size
     stride, _ = _stride(size, overlap)
     with open_scene(input, band_order) as scene:
+        check_output(output, scene_files(scene), overwrite)
         bands = scene.require(predictor.bands)
         rows, cols, grid_transform = tile_grid(scene.height, scene.width, scene.transform, size, stride)
         D = predictor.cfg.embed_dim
@@ -168,9 +172,11 @@ def _footprint_lonlat(sample) -> bytes | None:
     return _polygon_from_ring(geom["coordinates"][0])
 
 
-def embed_dataset(predictor: Predictor, dataset, output, batch_size: int = 16, progress: bool = True) -> Path:
-    """Embedding of every readable sample of a `load_dataset(...)` dataset -> (Geo)Parquet (see module docstring)."""
-    output = Path(output)
+def embed_dataset(predictor: Predictor, dataset, output, batch_size: int = 16, progress: bool = True,
+                  overwrite: bool = False) -> Path:
+    """Embedding of every readable sample of a `load_dataset(...)` dataset -> (Geo)Parquet (see module docstring).
+    An existing output is replaced only with `overwrite`."""
+    output = check_output(output, (), overwrite)
     size = predictor.size
     ids, sources, splits, labels, geoms, embs = [], [], [], [], [], []
     pending: list = []

@@ -14,15 +14,22 @@ How a scene of any size is predicted with bounded memory
     classes, float32); every finished 256-row block is stored and the GeoTIFF is assembled from the blocks at
     the end with windowed writes.
 
-Outputs (uint8, nodata 255, deflate, 256 x 256 tiles, overviews; the input's CRS and transform)
+Outputs (Cloud-Optimized GeoTIFF: uint8, nodata 255, deflate, 256 x 256 tiles, overviews; the input's CRS and
+transform)
     segmentation: band 1 = class index; change detection: band 1 = change map (class index, 1 = change);
     `probabilities=True` adds one band per class with p * 254 rounded (band scale 1/254, descriptions p(name)).
     Classifiers: one value per tile on a coarser grid (cell = tile stride, centred on its tile), with that grid's
     transform. Pixels (tiles, for classifiers) where every input band equals the nodata value (the file's, else
     0) -- of either date for change detection -- are nodata in the output.
 
+Outputs are checked before any compute
+    An output that is one of the inputs (same real path, also the second date and band files) is refused; an
+    existing output is replaced only with `overwrite=True`; a folder or an unwritable location fails at once.
+
 Atomic and resumable
-    The GeoTIFF is written to a temporary name beside OUT and renamed when complete. Progress lives in
+    The finished blocks are assembled into a temporary GeoTIFF, which GDAL's COG driver copies (overviews
+    computed by the driver, laid out after the header as the COG layout requires) to a temporary name beside
+    OUT, renamed when complete. Progress lives in
     ``OUT.partial/`` (state.json + finished blocks + the blending accumulator at the last checkpoint, each
     written atomically); a rerun with the same model, inputs and options continues from there, and the folder is
     removed on success.
@@ -35,25 +42,27 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 import torch
-from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
+from spectralgpt.inference.outputs import OutputError, check_output
 from spectralgpt.inference.predictor import Predictor
 from spectralgpt.inference.scene_io import Scene, SceneError, check_same_grid, open_scene
 from spectralgpt.io.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SceneResult", "SceneError", "predict_scene", "tile_starts", "blend_window"]
+__all__ = ["OutputError", "SceneResult", "SceneError", "predict_scene", "tile_starts", "blend_window"]
 
 NODATA = 255
 PROB_SCALE = 254
@@ -184,27 +193,39 @@ def _fingerprint(predictor: Predictor, scenes: list[Scene], **options) -> str:
 # --------------------------------------------------------------------------------------------- writing
 
 
+def _overview_count(height: int, width: int) -> int:
+    """Overview levels (x2 each) down to about 64 pixels on the long side."""
+    n = 0
+    while max(height, width) // (2 ** (n + 1)) >= 64 or n == 0 and max(height, width) >= 16:
+        n += 1
+    return n
+
+
 def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, crs, transform: Affine,
                    descriptions: list[str], prob_bands: int) -> None:
-    """Assemble the output from (row offset, (count, h, width) uint8) blocks into a temporary GeoTIFF beside OUT,
-    build overviews, rename it to OUT."""
+    """Assemble the output from (row offset, (count, h, width) uint8) blocks into a staging GeoTIFF, then let
+    GDAL's COG driver copy it (with its overviews) to a temporary name beside OUT, renamed to OUT."""
     profile = dict(driver="GTiff", dtype="uint8", count=count, height=height, width=width, crs=crs,
-                   transform=transform, nodata=NODATA, compress="deflate", predictor=2, tiled=True,
+                   transform=transform, nodata=NODATA, compress="deflate", zlevel=1, tiled=True,
                    blockxsize=BLOCK, blockysize=BLOCK, BIGTIFF="IF_SAFER")
-    factors = []
-    while max(height, width) // (2 ** (len(factors) + 1)) >= 64 or not factors and max(height, width) >= 16:
-        factors.append(2 ** (len(factors) + 1))
-    with atomic_path(output) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+    overviews = _overview_count(height, width)
+    cog = dict(driver="COG", COMPRESS="DEFLATE", PREDICTOR="2", BLOCKSIZE=str(BLOCK), BIGTIFF="IF_SAFER",
+               RESAMPLING="NEAREST", OVERVIEW_RESAMPLING="NEAREST")
+    if overviews:
+        cog["OVERVIEW_COUNT"] = str(overviews)
+    else:
+        cog["OVERVIEWS"] = "NONE"
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as staging:
+        stage = Path(staging) / "stage.tif"
+        with rasterio.open(stage, "w", **profile) as dst:
             for r0, block in blocks:
                 dst.write(block, window=Window(0, r0, width, block.shape[1]))
             for i, d in enumerate(descriptions, start=1):
                 dst.set_band_description(i, d)
             if prob_bands:
                 dst.scales = [1.0] * (count - prob_bands) + [1.0 / PROB_SCALE] * prob_bands
-            if factors:
-                dst.build_overviews(factors, Resampling.nearest)
-                dst.update_tags(ns="rio_overview", resampling="nearest")
+        with atomic_path(output) as tmp:
+            rasterio.shutil.copy(stage, tmp, **cog)
 
 
 def _to_uint8(prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
@@ -249,7 +270,7 @@ def _run_tiles(predictor: Predictor, tiles, tiles2, valid: np.ndarray, batch_siz
 
 def predict_scene(predictor: Predictor, input, output, input2=None, overlap: float = 0.25, batch_size: int = 8,
                   probabilities: bool = False, resume: bool = True, progress: bool = True, band_order=None,
-                  callback=None) -> SceneResult:
+                  callback=None, overwrite: bool = False) -> SceneResult:
     """Predict a whole scene to a GeoTIFF (see the module docstring).
 
     predictor: a loaded `Predictor` (segmentation, change or classifier model).
@@ -260,6 +281,7 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
     resume: continue from ``OUT.partial/`` when a previous run with the same model, inputs and options was
         interrupted. band_order: band names of a multi-band file without band descriptions.
     callback: called as callback(rows_done, rows_total) after each tile row (progress hooks, tests).
+    overwrite: replace an existing OUT (otherwise `OutputError`); an OUT that is an input is always refused.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -270,11 +292,12 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
         raise ValueError("a change-detection model needs two dates: pass input2")
     if kind != "change" and input2 is not None:
         raise ValueError(f"a {kind} model takes one date; input2 is only for change detection")
-    output = Path(output)
+    output = check_output(output, (input, input2), overwrite)
     size = predictor.size
     stride, overlap_px = _stride(size, overlap)
     with open_scene(input, band_order) as scene, \
             (open_scene(input2, band_order) if input2 is not None else _null()) as scene2:
+        check_output(output, scene_files(scene) + scene_files(scene2), overwrite)
         bands = scene.require(predictor.bands)
         if scene2 is not None:
             scene2.require(predictor.bands)
@@ -290,6 +313,11 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
              result.width, result.tiles_total, result.tiles_computed, result.tiles_skipped,
              " (resumed)" if result.resumed else "")
     return result
+
+
+def scene_files(scene: Scene | None) -> list[str]:
+    """The files a scene reads (its multi-band file or every band file); [] for None."""
+    return [] if scene is None else [src.name for src in scene._datasets.values()]
 
 
 class _null:

@@ -251,10 +251,10 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, seg):
     assert r.resumed and 0 < r.tiles_computed < full.tiles_computed == 12
     np.testing.assert_array_equal(read(out)[0], read(tmp_path / "full.tif")[0])
     assert not (tmp_path / "out.tif.partial").exists()
-    # other options: the stale sidecar is discarded, everything recomputed
+    # other options (replacing the finished output): the stale sidecar is discarded, everything recomputed
     with pytest.raises(Stop):
-        predict_scene(seg, src, out, overlap=0.0, progress=False, callback=stop_after_8)
-    r = predict_scene(seg, src, out, overlap=0.0, probabilities=True, progress=False)
+        predict_scene(seg, src, out, overlap=0.0, progress=False, callback=stop_after_8, overwrite=True)
+    r = predict_scene(seg, src, out, overlap=0.0, probabilities=True, progress=False, overwrite=True)
     assert not r.resumed and r.tiles_computed == r.tiles_total
 
 
@@ -311,4 +311,4 @@ def test_cli_predict_and_errors(tmp_path, seg):
     text = tmp_path / "bad.tif"
     text.write_text("nope")
     res = CliRunner().invoke(app, ["predict", "-m", str(mdir), "-i", str(text), "-o", str(tmp_path / "b.tif")])
-    assert res.exit_code == 1 and "not a GeoTIFF" in res.output and not (tmp_path / "b.tif").exists()
+    assert res.exit_code == 2 and "not a GeoTIFF" in res.output and not (tmp_path / "b.tif").exists()
