@@ -6,6 +6,8 @@ allowed: `ConfigError: params.yaml: pretrain.mask_ratio = 1.2: Input should be l
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,39 @@ Task = Literal["classification", "multilabel", "segmentation", "change"]
 MODEL_KIND = {"classification": "classifier", "multilabel": "classifier", "segmentation": "segmentation",
               "change": "change"}
 DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder")
+#: corpus names: the keys of data.sources and of the per-corpus preprocess settings
+CORPORA = ("pretrain", *TASKS)
+SPLITS = ("train", "val", "test")
+#: class count of a task where it does not depend on the data
+FIXED_CLASS_COUNT = {"change": 2}
+MAX_WORKERS = 256
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_PATH_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_device(name) -> str:
+    """A torch device string we accept (auto, cpu, cuda, cuda:N, mps); ValueError naming the allowed forms."""
+    if not isinstance(name, str) or not _DEVICE.match(name.strip()):
+        raise ValueError(f"device {name!r} is not a torch device; allowed: auto, cpu, cuda, cuda:N, mps")
+    return name.strip()
+
+
+def _check_corpus_keys(mapping: dict, what: str) -> dict:
+    bad = [k for k in mapping if k not in CORPORA]
+    if bad:
+        raise ValueError(f"unknown corpus name(s) {bad} in {what}; allowed: {', '.join(CORPORA)}")
+    return mapping
+
+
+def _check_workers(v: int) -> int:
+    if v > MAX_WORKERS:
+        raise ValueError(f"workers = {v} is over the limit of {MAX_WORKERS}")
+    return v
+
+
+def _check_train_device(train):
+    check_device(train.device)
+    return train
 
 
 class ConfigError(ValueError):
@@ -55,15 +90,17 @@ class DataConfig(_Strict):
     @field_validator("sources")
     @classmethod
     def _names(cls, v):
-        bad = [k for k in v if k not in ("pretrain", *TASKS)]
-        if bad:
-            raise ValueError(f"unknown corpus name(s) {bad}; allowed: pretrain, {', '.join(TASKS)}")
-        return v
+        return _check_corpus_keys(v, "data.sources")
 
 
 class IngestConfig(_Strict):
     max_bad_fraction: float = Field(0.05, ge=0, le=1)
     workers: int = Field(2, ge=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        return _check_workers(v)
 
 
 #: normalisation recipe per corpus (reference 3.4): per-image min-max for pretraining and dense tasks, the
@@ -80,6 +117,24 @@ class PreprocessConfig(_Strict):
     sizes: dict[str, int] = Field(default_factory=dict, description="per-corpus size overrides")
     recipes: dict[str, Literal["minmax", "zscore", "clip2sigma"]] = Field(default_factory=dict)
     fits: dict[str, Literal["crop", "tile", "resize"]] = Field(default_factory=dict)
+
+    @field_validator("sizes", "recipes", "fits")
+    @classmethod
+    def _corpus_keys(cls, v, info):
+        return _check_corpus_keys(v, f"preprocess.{info.field_name}")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v):
+        bad = {k: n for k, n in v.items() if n < 8}
+        if bad:
+            raise ValueError(f"image sizes must be >= 8 pixels, got {bad}")
+        return v
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        return _check_workers(v)
 
     def size_for(self, corpus: str) -> int:
         return self.sizes.get(corpus, self.size)
@@ -98,6 +153,22 @@ class PretrainStage(_Strict):
     corpus: str = "pretrain"
     blr: float | None = Field(None, gt=0)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v):
+        """The stage name becomes a folder name (runs/, reports/): one plain path component."""
+        if not _PATH_COMPONENT.match(v) or ".." in v:
+            raise ValueError(f"stage name {v!r} must be one plain path component: letters, digits, '.', '_', '-', "
+                             "starting with a letter or digit, no '/' and no '..'")
+        return v
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus(cls, v):
+        if v not in CORPORA:
+            raise ValueError(f"unknown corpus {v!r}; allowed: {', '.join(CORPORA)}")
+        return v
+
 
 class PretrainConfig(_Strict):
     model: str = "mae_vit_tiny_patch8_64"
@@ -109,6 +180,19 @@ class PretrainConfig(_Strict):
     figures_every: int = Field(1, ge=0, description="epochs between reconstruction figures (0: only at the end)")
     shards: str = "data/shards"
     out: str = "models/pretrain"
+
+    @field_validator("train")
+    @classmethod
+    def _device(cls, v):
+        return _check_train_device(v)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, v):
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return v
 
     @model_validator(mode="after")
     def _architecture(self):
@@ -150,6 +234,41 @@ class FinetuneConfig(_Strict):
     shards: str = "data/shards"
     out: str | None = None  # default: models/<task>
 
+    @field_validator("train")
+    @classmethod
+    def _device(cls, v):
+        return _check_train_device(v)
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus(cls, v):
+        if v is not None and v not in CORPORA:
+            raise ValueError(f"unknown corpus {v!r}; allowed: {', '.join(CORPORA)}")
+        return v
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("class_weights is empty; give one weight per class, 'auto' or null")
+            bad = [w for w in v if not math.isfinite(w) or w < 0]
+            if bad:
+                raise ValueError(f"class weights must be finite and >= 0, got {bad}")
+            if not any(w > 0 for w in v):
+                raise ValueError("class weights are all 0")
+        return v
+
+    @model_validator(mode="after")
+    def _class_count(self):
+        want = FIXED_CLASS_COUNT.get(self.task)
+        if isinstance(self.class_weights, list) and want is not None and len(self.class_weights) != want:
+            raise ValueError(f"the {self.task} task has {want} classes but class_weights has "
+                             f"{len(self.class_weights)} values")
+        if self.class_weights is not None and self.task in ("classification", "multilabel"):
+            raise ValueError(f"class_weights apply to segmentation and change detection, not to {self.task}")
+        return self
+
     @model_validator(mode="after")
     def _defaults(self):
         size = {"img_size": self.img_size} if self.img_size else {}
@@ -173,6 +292,26 @@ class EvaluateConfig(_Strict):
     out: str = "reports"
     legacy: dict[str, dict[str, Any]] = Field(default_factory=dict,
                                               description="per task legacy metric switches, e.g. multilabel: {map_per_batch: true}")
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v):
+        if v not in SPLITS:
+            raise ValueError(f"split {v!r} is not one of {', '.join(SPLITS)}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        return check_device(v)
+
+    @field_validator("legacy")
+    @classmethod
+    def _legacy_tasks(cls, v):
+        bad = [k for k in v if k not in TASKS]
+        if bad:
+            raise ValueError(f"unknown task(s) {bad} in evaluate.legacy; allowed: {', '.join(TASKS)}")
+        return v
 
 
 class PromoteConfig(_Strict):
