@@ -206,8 +206,21 @@ def check_tracking(uri: str | None = None, timeout: float = 5.0) -> str:
 def use_tracking(uri: str | None = None, check: bool = True) -> str:
     """Point MLflow's fluent API at `uri` (resolved as in `resolve_uri`), checked first."""
     uri = check_tracking(uri) if check else resolve_uri(uri)
-    mlflow.set_tracking_uri(uri)
+    set_fluent_uri(uri)
     return uri
+
+
+def set_fluent_uri(uri: str) -> None:
+    """Point MLflow's fluent API at `uri` without exporting it. `mlflow.set_tracking_uri` also writes
+    ``$MLFLOW_TRACKING_URI`` (for subprocesses), which would then win over every later ``tracking.uri`` in this
+    process (`resolve_uri`); the variable keeps the value the user gave it, or stays unset. Subprocesses (DVC
+    stages) resolve the same store themselves from the same params and environment."""
+    before = os.environ.get(URI_ENV)
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop(URI_ENV, None)
+    else:
+        os.environ[URI_ENV] = before
 
 
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, artifacts: str | os.PathLike | None = None,
