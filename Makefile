@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 # Embedded defaults: local stores, no telemetry, loopback servers.
 export MLFLOW_DISABLE_TELEMETRY := true
-export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+# MLFLOW_TRACKING_URI is not exported: when set it wins over params.yaml's tracking.uri (as in MLflow itself)
+MLFLOW_UI_STORE ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///mlflow.db)
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
@@ -36,7 +37,7 @@ ui: $(STAMP)
 	@echo "Prefect UI: http://127.0.0.1:4200   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)"
 	trap 'kill 0' EXIT; \
 	$(PY) -m prefect server start --host 127.0.0.1 --port 4200 & \
-	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000 & \
+	$(PY) -m mlflow ui --backend-store-uri $(MLFLOW_UI_STORE) --host 127.0.0.1 --port 5000 & \
 	wait
 
 plots: $(STAMP)

@@ -39,7 +39,9 @@ def tiny_run(prefect_api, tmp_path_factory):
 def test_stage_outputs(tiny_run):
     root, _, out = tiny_run
     assert out["ingest"]["classification"]["n_good"] == 100
-    assert out["preprocess"]["classification"]["items"] == 100
+    parts = {k: v for k, v in out["preprocess"].items() if k.startswith("classification/")}
+    assert set(parts) == {"classification/train", "classification/val", "classification/test"}
+    assert sum(v["items"] for v in parts.values()) == 100  # one shard corpus per split
     assert (root / "models/pretrain/model.safetensors").exists()
     assert (root / "reports/pretrain/history.csv").exists() and (root / "reports/pretrain/reconstruction.png").exists()
     for task in TASKS:
