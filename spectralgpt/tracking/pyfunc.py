@@ -227,9 +227,10 @@ class SpectralGPTPyfunc(PythonModel):
             raise RequestError(f"{what}: expected raw reflectance (B, C, H, W) or (C, H, W), got shape {x.shape}")
         n = x.shape[0] if x.ndim == 4 else 1
         policy.check_size(n, x.shape[-2], x.shape[-1], what)
-        want = len(bands) if bands is not None else len(self.predictor.bands)
+        model_order = bands is None or list(bands) == list(self.predictor.bands)  # serving passes the default
+        want = len(self.predictor.bands) if model_order else len(bands)
         if x.shape[-3] != want:
-            named = "the `bands` given" if bands is not None else f"the model's bands ({', '.join(self.predictor.bands)})"
+            named = f"the model's bands ({', '.join(self.predictor.bands)})" if model_order else "the `bands` given"
             raise RequestError(f"{what}: {x.shape[-3]} bands, but {named} name {want}")
         if bands is not None and (missing := [b for b in self.predictor.bands if b not in bands]):
             raise RequestError(f"{what}: the model needs band(s) {', '.join(missing)}, absent from `bands`")
@@ -354,7 +355,7 @@ def recipe_of(model_dir: str | os.PathLike) -> dict:
             "img_size": arch.get("img_size"), "kind": arch.get("kind"), "multilabel": arch.get("multilabel", False),
             "task": extra.get("task"), "class_names": extra.get("class_names"),
             "inputs": "raw reflectance: array (B, C, H, W); dict {image, image2, bands}; DataFrame {path, path2} "
-                      "of GeoTIFFs; larger images are centre-cropped to img_size",
+                      f"of GeoTIFFs inside the server's {ROOTS_ENV}; larger images are centre-cropped to img_size",
             "outputs": "probabilities (B, K) for classifiers, (B, K, H, W) for dense tasks"}
 
 
