@@ -275,43 +275,64 @@ def _exists(path: str) -> bool | None:
     return os.path.exists(path)
 
 
-def _open_error(path: str, exc: Exception) -> BadSample:
+def _signature_problem(path: str, head: bytes | None, allow_drivers: tuple[str, ...]) -> BadSample | None:
+    """Why a file's first bytes rule it out for `allow_drivers` (None when they match one of them)."""
+    if head is None:
+        return BadSample(Reason.UNREADABLE, f"cannot read {path} (permissions, a broken archive or a folder)", path)
+    if len(head) == 0:
+        return BadSample(Reason.TRUNCATED, f"{path} is empty (0 bytes): truncated download or copy", path)
+    driver = _driver_of(head)
+    if driver is None:
+        return BadSample(Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF: its first bytes are not a signature of "
+                         f"{' or '.join(allow_drivers)}", path)
+    if driver not in allow_drivers:
+        return BadSample(Reason.NOT_GEOTIFF, f"{path} is a {driver} raster, expected {' or '.join(allow_drivers)}",
+                         path)
+    return None
+
+
+def _open_error(path: str, exc: Exception, allow_drivers: tuple[str, ...]) -> BadSample:
     """Turn a failure to open `path` into a BadSample with the right reason."""
     if _exists(path) is False:
         return BadSample(Reason.MISSING_FILE, f"file {path} does not exist", path)
     head = _head(path)
-    if head is None:
-        return BadSample(Reason.UNREADABLE, f"cannot read {path}: {exc}", path)
-    if len(head) == 0:
-        return BadSample(Reason.TRUNCATED, f"{path} is empty (0 bytes): truncated download or copy", path)
-    if _driver_of(head) is not None:
-        return BadSample(Reason.TRUNCATED, f"{path} has a {_driver_of(head)} header but is truncated or corrupt: "
-                         f"{exc}", path)
-    return BadSample(Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF (no TIFF signature in its first bytes)", path)
+    problem = _signature_problem(path, head, allow_drivers)
+    if problem is not None:
+        return problem
+    return BadSample(Reason.TRUNCATED, f"{path} has a {_driver_of(head)} header but is truncated or corrupt: {exc}",
+                     path)
 
 
-def _pick_driver(path: str, allow_drivers: tuple[str, ...]) -> str:
-    """The one allowed driver that matches the file's first bytes; refuse the file when none does.
+def _pick_driver(path: str, allow_drivers: tuple[str, ...]) -> str | None:
+    """The one allowed driver that matches a local file's first bytes; refuse the file when none does.
 
     GDAL is then told to use that driver only, so no other format's parser (VRT, which can read other files;
-    network-backed formats) ever sees the bytes.
+    network-backed formats) ever sees the bytes. For a member of a tar the answer is None: reading its first bytes
+    from Python would rescan the archive on every open (GDAL's /vsitar/ keeps an index), so each allowed driver is
+    tried alone in turn instead, which keeps every other parser away just the same.
     """
+    if _VSITAR.match(path):
+        return None
     if _exists(path) is False:
         raise BadSample(Reason.MISSING_FILE, f"file {path} does not exist", path)
     head = _head(path)
-    if head is None:
-        raise BadSample(Reason.UNREADABLE, f"cannot read {path} (permissions, a broken archive or a folder)", path)
-    if len(head) == 0:
-        raise BadSample(Reason.TRUNCATED, f"{path} is empty (0 bytes): truncated download or copy", path)
-    driver = _driver_of(head)
-    if driver is None:
-        what = " or ".join(allow_drivers)
-        raise BadSample(Reason.NOT_GEOTIFF, f"{path} is not a GeoTIFF: its first bytes are not a signature of "
-                        f"{what}", path)
-    if driver not in allow_drivers:
-        raise BadSample(Reason.NOT_GEOTIFF, f"{path} is a {driver} raster, expected {' or '.join(allow_drivers)}",
-                        path)
-    return driver
+    problem = _signature_problem(path, head, allow_drivers)
+    if problem is not None:
+        raise problem
+    return _driver_of(head)
+
+
+def _open_with(path: str, drivers: tuple[str, ...]):
+    """rasterio.open with each driver alone in turn (GDAL probes no other format); the last failure is raised."""
+    error: Exception | None = None
+    for driver in drivers:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                return rasterio.open(path, driver=driver)
+        except (RasterioError, OSError) as e:
+            error = e
+    raise error
 
 
 @contextmanager
@@ -320,22 +341,21 @@ def open_raster(path: str | os.PathLike, allow_drivers: tuple[str, ...] = ("GTif
     """Open a local raster for reading; every failure becomes a `BadSample` naming the file and the problem.
 
     allow_drivers: the GDAL drivers accepted (GeoTIFF only by default); the one matching the file's signature is
-        the only driver GDAL may use. URLs and GDAL virtual paths other than /vsitar/ are refused (see
+        the only driver GDAL may use (tar members: each allowed driver alone, in turn). URLs and GDAL virtual paths other than /vsitar/ are refused (see
         `check_local_path`).
     max_bytes: cap on the declared decoded size (default `max_raster_bytes()`), checked before any pixel is read.
     """
     path = check_local_path(path)
+    allow_drivers = tuple(allow_drivers or ())
     if not allow_drivers:
         raise ValueError("allow_drivers must name at least one GDAL driver")
-    driver = _pick_driver(path, tuple(allow_drivers))
+    driver = _pick_driver(path, allow_drivers)
     cap = max_raster_bytes() if max_bytes is None else max_bytes
     with rasterio.Env(**_GDAL_ENV):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path, driver=driver)
+            src = _open_with(path, (driver,) if driver else allow_drivers)
         except (RasterioError, OSError) as e:
-            raise _open_error(path, e) from e
+            raise _open_error(path, e, allow_drivers) from e
         try:
             _check_size(src, path, cap)
             yield src

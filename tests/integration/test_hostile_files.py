@@ -109,11 +109,15 @@ def test_tar_members_still_read_through_vsitar(tmp_path):
     import tarfile
 
     src = write_scene(tmp_path / "scene.tif", scene_array(16, 16))
+    fake = write_vrt_disguise(tmp_path / "fake.tif", src)
     tar = tmp_path / "scenes.tar"
     with tarfile.open(tar, "w") as tf:
         tf.add(src, arcname="a/scene.tif")
+        tf.add(fake, arcname="a/fake.tif")
     r = raster.read_multiband(raster.vsitar(tar, "a/scene.tif"))
     assert r.array.shape == (12, 16, 16)
+    with pytest.raises(BadSample, match="not a GeoTIFF"):  # members are opened with the allowed drivers only
+        raster.read_multiband(raster.vsitar(tar, "a/fake.tif"))
 
 
 def test_predictions_are_cogs_with_the_plain_file_mode(tmp_path):
