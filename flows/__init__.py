@@ -1,1 +1,38 @@
-"""Prefect flows: one per DVC stage (each DVC stage's command runs one), plus `retrain`. Wiring only."""
+"""Prefect flows: one per DVC stage (each DVC stage's command runs one), plus `retrain`. Wiring only.
+
+The library logs through ``logging.getLogger("spectralgpt....")``; those lines belong in the Prefect UI next to
+the flow's own. Prefect attaches its API log handler to the loggers named in ``PREFECT_LOGGING_EXTRA_LOGGERS``
+when it configures logging, at ``import prefect``; importing this package first (``python -m flows.<stage>``,
+``flows/retrain.py`` as a deployment's entry point) adds ``spectralgpt`` to that setting for this process and the
+stages it starts (``dvc repro``). When Prefect was imported before (it reads its settings once, on import:
+a test session, a script that imports Prefect first), Prefect's API log handler is attached here instead. The ``spectralgpt`` logger then passes INFO (Python's default
+would drop everything below WARNING), and log lines that carry no run context (a data-loader thread) are dropped
+from the API quietly instead of each raising a warning; they still reach the console.
+"""
+
+import logging
+import os
+import sys
+
+LIBRARY_LOGGER = "spectralgpt"
+EXTRA_LOGGERS_ENV = "PREFECT_LOGGING_EXTRA_LOGGERS"
+
+
+def _route_library_logs() -> None:
+    names = [n.strip() for n in os.environ.get(EXTRA_LOGGERS_ENV, "").split(",") if n.strip()]
+    if LIBRARY_LOGGER not in names:
+        os.environ[EXTRA_LOGGERS_ENV] = ",".join([*names, LIBRARY_LOGGER])
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    library = logging.getLogger(LIBRARY_LOGGER)
+    if library.level == logging.NOTSET:
+        library.setLevel(logging.INFO)
+    if "prefect" in sys.modules:  # Prefect read its settings before this package set them
+        from prefect.logging.handlers import APILogHandler
+        from prefect.settings import PREFECT_LOGGING_EXTRA_LOGGERS
+
+        if LIBRARY_LOGGER not in (PREFECT_LOGGING_EXTRA_LOGGERS.value() or []) and \
+                not any(isinstance(h, APILogHandler) for h in library.handlers):
+            library.addHandler(APILogHandler())
+
+
+_route_library_logs()
