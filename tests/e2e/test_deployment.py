@@ -33,3 +33,26 @@ def test_unreachable_prefect_api_is_named_before_any_work(tmp_path):
     assert proc.returncode != 0
     assert "http://127.0.0.1:9/api is unreachable" in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_deployments_run_one_at_a_time_and_the_gpu_one_trains_the_base_profile():
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.flows import load_flow_from_entrypoint
+
+    from spectralgpt.config import load_params
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    PrefectYamlModel.model_validate(spec)  # the shape `prefect deploy` reads
+    deployments = {d["name"]: d for d in spec["deployments"]}
+    flow = load_flow_from_entrypoint(str(REPO / deployments["weekly-retrain"]["entrypoint"]))
+    for name in ("weekly-retrain", "weekly-retrain-gpu"):
+        d = deployments[name]
+        limit = ConcurrencyLimitConfig(**d["concurrency_limit"])
+        assert limit.limit == 1 and limit.collision_strategy.value == "ENQUEUE"
+        assert set(d["parameters"]) <= set(flow.parameters.properties)
+        assert "spectralgpt" in d["work_pool"]["job_variables"]["env"]["PREFECT_LOGGING_EXTRA_LOGGERS"].split(",")
+    gpu = deployments["weekly-retrain-gpu"]
+    assert gpu["parameters"]["params_path"] == "params/base.yaml"
+    base = load_params(REPO / gpu["parameters"]["params_path"])
+    assert base.pretrain.model != load_params(REPO / "params.yaml").pretrain.model  # not the tiny CPU profile
