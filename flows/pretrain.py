@@ -29,7 +29,10 @@ def run_torchrun(params_path: str, nproc: int, run_id: str, uri: str) -> None:
     """torchrun starts `nproc` workers of the same entry point (DDP: gloo on CPU, NCCL on GPU); rank 0 logs."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "-m", "spectralgpt.cli",
            "pretrain", "--params", params_path]
-    subprocess.run(cmd, check=True, env={**os.environ, "SPECTRALGPT_MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": uri})
+    from spectralgpt.tracking import resolve_uri
+
+    env = {**os.environ, "SPECTRALGPT_MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_URI": resolve_uri(uri)}
+    subprocess.run(cmd, check=True, env=env)  # the workers log to the store the parent run is in
 
 
 @flow(name="pretrain")

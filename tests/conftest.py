@@ -7,6 +7,7 @@ import torch
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # it wins over tracking.uri: a shell's store must not capture the tests
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

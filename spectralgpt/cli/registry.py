@@ -16,14 +16,16 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def _uri_option():
-    return typer.Option(None, "--tracking-uri", help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_URI})")
+    return typer.Option(None, "--tracking-uri", help=f"MLflow tracking URI (wins over $MLFLOW_TRACKING_URI; default: that, else {DEFAULT_URI})")
 
 
 def _open(uri: str | None) -> str:
     from spectralgpt.tracking import TrackingError, check_tracking
 
+    if uri:  # a flag typed now beats the environment, which beats params (MLflow's own precedence)
+        os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
-        return check_tracking(uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI)
+        return check_tracking(None)
     except TrackingError as e:
         Console(stderr=True).print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

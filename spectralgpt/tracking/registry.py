@@ -37,7 +37,7 @@ from mlflow.exceptions import MlflowException
 from spectralgpt.evaluation.metrics import PRIMARY_METRICS
 from spectralgpt.models.checkpoint import read_config
 from spectralgpt.tracking.runs import (DEFAULT_EXPERIMENT, FINISHED, TAG, _sqlite_path, ensure_experiment, lineage_tags,
-                                       numeric,
+                                       numeric, set_fluent_uri,
                                        resolve_uri)
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def register(task: str, model_dir: str | os.PathLike, metrics: dict[str, Any], e
             run_id = client.create_run(exp, run_name=f"register-{task}", tags=tags).info.run_id
             own_run = True
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)  # Model.log resolves the store from the global URI
+    set_fluent_uri(uri)  # Model.log resolves the store from the global URI
     try:
         info = log_pyfunc(model_dir, run_id=run_id, tags={"task": task, f"{TAG}eval_data_version": eval_data_version})
         if own_run:
@@ -236,7 +236,7 @@ def register(task: str, model_dir: str | os.PathLike, metrics: dict[str, Any], e
             client.set_terminated(run_id, "FAILED")
         raise
     finally:
-        mlflow.set_tracking_uri(previous)
+        set_fluent_uri(previous)
     tags = {"task": task, "primary_metric": metric, "primary_value": repr(values[metric]),
             "eval_data_version": str(eval_data_version), "model_dir": str(model_dir),
             "registered_at": _now(), **{f"metric.{k}": repr(v) for k, v in values.items()},
