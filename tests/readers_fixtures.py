@@ -91,31 +91,68 @@ def make_ben_patch(root, name, labels=("Pastures",), size=120, skip=(), origin=(
     return d
 
 
-def make_oscd_city(root, city, size=60, cm="tif", changed=((1, 2), (3, 4))):
-    """An OSCD city: imgs_1 / imgs_2 with 13 band files each (different prefixes) and a change mask."""
-    d = Path(root) / city
-    for date, prefix in (("imgs_1", f"S2A_{city}_20160101"), ("imgs_2", f"T31_{city}_20170101")):
-        for b in ESA_ORDER:
-            res = RES.get(b, 20)
-            n = size * 10 // res
-            a = np.full((n, n), band_value(b) + (1 if date == "imgs_2" else 0), np.uint16)
-            a[0, 0] += 3
-            f = "B8A" if b == "B8A" else f"B{int(b[1:]):02d}"
-            write_tif(d / date / f"{prefix}_{f}.tif", a, crs="EPSG:4326",
-                      transform=from_origin(2.0, 48.0, 1e-4 * res / 10, 1e-4 * res / 10))
+def _oscd_date(folder, prefix, plus, size):
+    """13 band files of one OSCD date at native resolution, value band_value(b) + plus (pixel [0, 0] + 3)."""
+    for b in ESA_ORDER:
+        res = RES.get(b, 20)
+        n = size * 10 // res
+        a = np.full((n, n), band_value(b) + plus, np.uint16)
+        a[0, 0] += 3
+        f = "B8A" if b == "B8A" else f"B{int(b[1:]):02d}"
+        write_tif(Path(folder) / f"{prefix}{f}.tif", a, crs="EPSG:4326",
+                  transform=from_origin(2.0, 48.0, 1e-4 * res / 10, 1e-4 * res / 10))
+
+
+def _oscd_mask(cm_dir, city, size, cm, changed):
     mask = np.zeros((size, size), np.uint8)
     for r, c in changed:
         mask[r, c] = 1
     if cm == "tif":
-        write_tif(d / "cm" / f"{city}-cm.tif", mask + 1, crs=None)  # 1 = no change, 2 = change
+        write_tif(Path(cm_dir) / f"{city}-cm.tif", mask + 1, crs=None)  # 1 = no change, 2 = change
     elif cm == "png":
-        (d / "cm").mkdir(parents=True, exist_ok=True)
+        Path(cm_dir).mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(d / "cm" / "cm.png", "w", driver="PNG", height=size, width=size, count=1,
+            with rasterio.open(Path(cm_dir) / "cm.png", "w", driver="PNG", height=size, width=size, count=1,
                                dtype="uint8") as dst:
                 dst.write(mask[None] * 255)
+
+
+def make_oscd_city(root, city, size=60, cm="tif", changed=((1, 2), (3, 4))):
+    """An OSCD city: imgs_1 / imgs_2 with 13 band files each (different prefixes) and a change mask."""
+    d = Path(root) / city
+    _oscd_date(d / "imgs_1", f"S2A_{city}_20160101_", 0, size)
+    _oscd_date(d / "imgs_2", f"T31_{city}_20170101_", 1, size)
+    _oscd_mask(d / "cm", city, size, cm, changed)
     return d
+
+
+OSCD_IMAGES = "Onera Satellite Change Detection dataset - Images"
+OSCD_LABELS = {"train": "Onera Satellite Change Detection dataset - Train Labels",
+               "test": "Onera Satellite Change Detection dataset - Test Labels"}
+
+
+def make_oscd_download(root, splits=None, size=60, lists=True):
+    """OSCD as its three archives unpack: {split: [city, ...]}; raw dates band_value (+1 for date 2), the
+    co-registered ``imgs_*_rect`` copies (files named ``B01.tif``) band_value + 10 (+11), dates.txt, train.txt /
+    test.txt in the Images folder, each city's mask (tif and png) in its split's Labels folder."""
+    root = Path(root)
+    splits = splits or {"train": ["alpha", "beta"], "test": ["gamma"]}
+    images = root / OSCD_IMAGES
+    for split, cities in splits.items():
+        for k, city in enumerate(cities):
+            d = images / city
+            _oscd_date(d / "imgs_1", f"S2A_OPER_MSI_L1C_TL_{city}_", 0, size)
+            _oscd_date(d / "imgs_2", f"T31UDQ_{city}_", 1, size)
+            _oscd_date(d / "imgs_1_rect", "", 10, size)
+            _oscd_date(d / "imgs_2_rect", "", 11, size)
+            (d / "dates.txt").write_text("date_1: 20161130\ndate_2: 20170829\n")
+            changed = tuple((i, i) for i in range(k + 1))
+            for cm in ("tif", "png"):
+                _oscd_mask(root / OSCD_LABELS[split] / city / "cm", city, size, cm, changed)
+        if lists:
+            (images / f"{split}.txt").write_text(",".join(cities))
+    return root
 
 
 def make_segmunich(root, names=("t1", "t2"), split="train", size=128, descriptions=False, label_value=21):

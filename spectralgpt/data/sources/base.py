@@ -62,6 +62,11 @@ def resolve_in_root(root: str, rel: str) -> tuple[str, tuple[str, str] | None]:
     return path, None
 
 
+class EmptyDatasetError(ValueError):
+    """A dataset root in which a reader finds no sample at all: almost always the wrong folder or another
+    layout, which would otherwise surface much later as an empty corpus."""
+
+
 def read_list(path: str) -> list[str]:
     """Non-empty, stripped lines of a list file ('#' starts a comment line)."""
     with open(path, encoding="utf-8") as f:
@@ -91,6 +96,8 @@ class SourceDataset:
     OPTIONS: dict = {}
     #: label index -> class name (None for unlabelled sources)
     CLASS_NAMES: tuple[str, ...] | None = None
+    #: the layout the reader expects, one line (quoted in the error for a root with no samples)
+    LAYOUT: str = ""
 
     @property
     def class_names(self) -> tuple[str, ...] | None:
@@ -127,6 +134,8 @@ class SourceDataset:
         self.bands = None if bands is None else canonical_list(bands)  # None: every band, source order
         self.options = {**self.OPTIONS, **options}
         entries = sorted(self._index(), key=lambda e: (e.id, e.path))
+        if not entries:
+            self._refuse_empty()
         seen: dict[str, str] = {}
         for e in entries:  # the first error-free entry of an id keeps it; later ones are duplicates
             if e.error is not None:
@@ -137,6 +146,19 @@ class SourceDataset:
                 seen[e.id] = e.path
         self._entries: list[Entry] = entries
         log.debug("%s: %d samples listed under %s (split=%s)", self.kind, len(entries), self.root, self.split)
+
+    def _refuse_empty(self) -> None:
+        """Raise EmptyDatasetError when the root holds no sample of any split (a split alone may be empty)."""
+        if self.split is not None:
+            split, self.split = self.split, None
+            try:
+                total = len(self._index())
+            finally:
+                self.split = split
+            if total:
+                log.warning("%s: no %s samples under %s (%d in other splits)", self.kind, split, self.root, total)
+                return
+        raise EmptyDatasetError(f"{self.kind}: no samples found under {self.root}; expected layout: {self.LAYOUT}")
 
     # -- to implement ---------------------------------------------------------------------------------
     def _index(self) -> list[Entry]:

@@ -130,7 +130,7 @@ TO_19: dict[str, str | None] = {
     **{n: None for n in DROPPED_43},
 }
 
-_BAND_FILE = re.compile(r"_(B\d{1,2}A?)\.tiff?$", re.IGNORECASE)
+_BAND_FILE = re.compile(r"(?:^|_)(B\d{1,2}A?)\.tiff?$", re.IGNORECASE)
 
 
 def labels_to_multihot(names, nomenclature: int = 19, source: str = "") -> np.ndarray:
@@ -172,8 +172,15 @@ def band_files(folder: str) -> dict[str, str]:
     return out
 
 
+def _is_patch(path: str, name: str) -> bool:
+    """A folder is a patch when it holds the patch's labels json or its B02 file (two stats, no listing), so
+    that a root of unrelated folders lists no samples (and fails naming the layout) instead of bad ones."""
+    return any(os.path.exists(os.path.join(path, f"{name}{f}")) for f in ("_labels_metadata.json", "_B02.tif"))
+
+
 class BigEarthNet(SourceDataset):
     kind = "bigearthnet"
+    LAYOUT = "<root>/<patch>/<patch>_B01.tif ... _B8A.tif + <patch>_labels_metadata.json"
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -194,7 +201,7 @@ class BigEarthNet(SourceDataset):
                 return out
         out = []
         for d in sorted(os.scandir(self.root), key=lambda d: d.name):
-            if d.is_dir():
+            if d.is_dir() and _is_patch(d.path, d.name):
                 s = self._split_of(d.name)
                 if self._keep(s):
                     out.append(Entry(d.name, d.path, s))

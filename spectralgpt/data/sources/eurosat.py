@@ -40,6 +40,7 @@ _EXTS = (".tif", ".tiff")
 
 class EuroSAT(SourceDataset):
     kind = "eurosat"
+    LAYOUT = "<root>/<Class>/<Class>_<n>.tif (13-band GeoTIFFs in the 10 class folders, e.g. Forest/Forest_1.tif)"
     CLASS_NAMES = CLASSES
     OPTIONS = {"band_order": EUROSAT_FILE_BANDS}
 

@@ -28,7 +28,7 @@ import re
 
 from spectralgpt.bands import ALL_BANDS
 from spectralgpt.data.sample import Sample, Reason
-from spectralgpt.data.sources.base import Entry, SourceDataset, resolve_in_root
+from spectralgpt.data.sources.base import EmptyDatasetError, Entry, SourceDataset, resolve_in_root
 from spectralgpt.io import raster
 
 FMOW_BANDS: tuple[str, ...] = ALL_BANDS
@@ -52,6 +52,8 @@ _CSV_NAMES = {"train": ("train.csv",), "val": ("val.csv", "valid.csv", "validati
 
 class FMoWSentinel(SourceDataset):
     kind = "fmow"
+    LAYOUT = ("<root>/{train,val,test}.csv (header ,category,location_id,image_id,timestamp,polygon,image_path) "
+              "naming GeoTIFFs under <root>")
     CLASS_NAMES = CATEGORIES
     OPTIONS = {"csv": None, "band_order": FMOW_BANDS}
 
@@ -66,7 +68,10 @@ class FMoWSentinel(SourceDataset):
                     out.append((p, s))
                     break
         if not out:
-            raise FileNotFoundError(f"fmow: no {self.split or 'train/val/test'} csv in {self.root}; pass csv=")
+            if self.split is None:
+                raise EmptyDatasetError(f"fmow: no samples found under {self.root} (no train/val/test csv; pass "
+                                        f"csv=); expected layout: {self.LAYOUT}")
+            return []
         return out
 
     def _index(self) -> list[Entry]:

@@ -32,6 +32,7 @@ def _stem(p: str) -> str:
 
 class Folder(SourceDataset):
     kind = "folder"
+    LAYOUT = "<root>/**/*.tif or *.tiff, <root>/**/*.tar of GeoTIFFs, or <root> itself a .tar"
     OPTIONS = {"band_order": None}
 
     def _tar_entries(self, tar: str, prefix: str) -> list[Entry]:

@@ -54,6 +54,7 @@ def remap_labels(values: np.ndarray) -> np.ndarray:
 
 class SegMunich(SourceDataset):
     kind = "segmunich"
+    LAYOUT = "<root>/<split>/img/<name>.tif + <root>/<split>/label/<name>.tif (+ <root>/dataset/<split>.txt)"
     CLASS_NAMES = CLASSES
     OPTIONS = {"band_order": SEGMUNICH_BANDS, "fill_missing": None}
 

@@ -46,6 +46,7 @@ def _id_of(name: str) -> str:
 
 class Sen1Floods11(SourceDataset):
     kind = "sen1floods11"
+    LAYOUT = "<root>/**/<region>_<id>_S2Hand.tif + <region>_<id>_LabelHand.tif (same or sibling LabelHand/ folder)"
     CLASS_NAMES = ("not water", "water")  # -1 = no data (ignored)
     OPTIONS = {"band_order": SEN1FLOODS11_BANDS}
 
