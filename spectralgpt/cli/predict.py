@@ -37,6 +37,13 @@ def _predictor(model: str, device: str, precision: str = "fp32"):
     return Predictor.load(resolve_model(model), device=_device(device), precision=precision)
 
 
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: allowed are auto, none or an integer DN offset >= 0") from None
+
+
 @app.command()
 def predict(
     model: str = typer.Option(..., "--model", "-m", help="model folder, or models:/NAME@ALIAS, runs:/ID/PATH"),
@@ -51,16 +58,21 @@ def predict(
     device: str = typer.Option("auto", help="torch device: auto (cuda when there is a GPU, else cpu), cpu, cuda:N, mps"),
     precision: str = typer.Option("auto", help="fp32 | bf16 | auto (bf16 where the CPU/GPU runs it natively)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    offset: str = typer.Option("auto", "--offset", help="Sentinel-2 DN offset to subtract: auto (from a SAFE "
+                               "product's MTD_MSIL*.xml), none, or N (1000 for baseline >= 04.00 GeoTIFFs)"),
 ) -> None:
     """Predict a whole scene (any size) to a georeferenced Cloud-Optimized GeoTIFF."""
     from spectralgpt.inference.outputs import check_output
     from spectralgpt.inference.scene import predict_scene
 
+    from spectralgpt.io.s2offset import check_option
+
     check_output(output, (input, input2), overwrite)  # before the model is loaded
     _device(device)
+    offset = check_option(offset if offset in ("auto", "none") else _int(offset, "--offset"))
     r = predict_scene(_predictor(model, device, precision), input, output, input2=input2, overlap=overlap,
                       batch_size=batch_size, probabilities=probabilities, resume=resume, progress=progress,
-                      overwrite=overwrite)
+                      overwrite=overwrite, offset=offset)
     typer.echo(f"{r.output}: {r.height} x {r.width}, {r.tiles_total} tiles ({r.tiles_computed} computed)")
 
 

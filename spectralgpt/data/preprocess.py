@@ -194,6 +194,8 @@ def sample_items(sample: Sample, spec: dict) -> list[tuple[dict, dict]]:
             arrays["image2"] = _to_dtype(_cut(img2, r, c, side, size, False), dtype)
         row = {"id": sample.id if len(windows) == 1 else f"{sample.id}_r{r}_c{c}", "sample": int(spec["_i"]),
                "source": str(sample.source), "split": sample.split}
+        if sample.meta.get("dn_offset") is not None:  # Sentinel-2 baseline 04.00 offset subtracted on reading
+            row["dn_offset"] = json.dumps(sample.meta["dn_offset"])
         if kind == "class":
             arrays["label"] = np.asarray(int(label), np.int64)
             row["label"] = int(label)

@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from spectralgpt.inference.outputs import OutputError, check_output
 from spectralgpt.inference.predictor import Predictor
 from spectralgpt.inference.scene_io import Scene, SceneError, check_same_grid, open_scene
+from spectralgpt.io import s2offset
 from spectralgpt.io.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -201,8 +202,19 @@ def _overview_count(height: int, width: int) -> int:
     return n
 
 
+def offset_tags(scene: Scene, scene2: Scene | None = None) -> dict[str, str]:
+    """GeoTIFF tags recording the Sentinel-2 DN offset subtracted from each input (``none`` when nothing was)."""
+    out = {}
+    for key, sc in (("SPECTRALGPT_DN_OFFSET", scene), ("SPECTRALGPT_DN_OFFSET_INPUT2", scene2)):
+        if sc is not None:
+            h = sc.harmonization
+            out[key] = json.dumps({"offset": s2offset.summary(h), "source": h.get("metadata") or h["source"],
+                                   "baseline": h.get("baseline")})
+    return out
+
+
 def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, crs, transform: Affine,
-                   descriptions: list[str], prob_bands: int) -> None:
+                   descriptions: list[str], prob_bands: int, tags: dict | None = None) -> None:
     """Assemble the output from (row offset, (count, h, width) uint8) blocks into a staging GeoTIFF, then let
     GDAL's COG driver copy it (with its overviews) to a temporary name beside OUT, renamed to OUT."""
     profile = dict(driver="GTiff", dtype="uint8", count=count, height=height, width=width, crs=crs,
@@ -222,6 +234,8 @@ def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, cr
                 dst.write(block, window=Window(0, r0, width, block.shape[1]))
             for i, d in enumerate(descriptions, start=1):
                 dst.set_band_description(i, d)
+            if tags:
+                dst.update_tags(**tags)
             if prob_bands:
                 dst.scales = [1.0] * (count - prob_bands) + [1.0 / PROB_SCALE] * prob_bands
         with atomic_path(output) as tmp:
@@ -270,7 +284,7 @@ def _run_tiles(predictor: Predictor, tiles, tiles2, valid: np.ndarray, batch_siz
 
 def predict_scene(predictor: Predictor, input, output, input2=None, overlap: float = 0.25, batch_size: int = 8,
                   probabilities: bool = False, resume: bool = True, progress: bool = True, band_order=None,
-                  callback=None, overwrite: bool = False) -> SceneResult:
+                  callback=None, overwrite: bool = False, offset="auto") -> SceneResult:
     """Predict a whole scene to a GeoTIFF (see the module docstring).
 
     predictor: a loaded `Predictor` (segmentation, change or classifier model).
@@ -282,6 +296,8 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
         interrupted. band_order: band names of a multi-band file without band descriptions.
     callback: called as callback(rows_done, rows_total) after each tile row (progress hooks, tests).
     overwrite: replace an existing OUT (otherwise `OutputError`); an OUT that is an input is always refused.
+    offset: Sentinel-2 baseline 04.00 DN offset subtracted from the inputs ("auto": from a SAFE product's
+        metadata; an integer for bare GeoTIFFs), recorded in OUT's tags (``SPECTRALGPT_DN_OFFSET``).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -295,15 +311,16 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
     output = check_output(output, (input, input2), overwrite)
     size = predictor.size
     stride, overlap_px = _stride(size, overlap)
-    with open_scene(input, band_order) as scene, \
-            (open_scene(input2, band_order) if input2 is not None else _null()) as scene2:
+    with open_scene(input, band_order, offset) as scene, \
+            (open_scene(input2, band_order, offset) if input2 is not None else _null()) as scene2:
         check_output(output, scene_files(scene) + scene_files(scene2), overwrite)
         bands = scene.require(predictor.bands)
         if scene2 is not None:
             scene2.require(predictor.bands)
             check_same_grid(scene, scene2)
         fp = _fingerprint(predictor, [s for s in (scene, scene2) if s is not None], overlap=overlap,
-                          probabilities=bool(probabilities), size=size, band_order=band_order)
+                          probabilities=bool(probabilities), size=size, band_order=band_order,
+                          offset=offset_tags(scene, scene2))
         sidecar = _Sidecar(output, fp, resume)
         args = (predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, bool(probabilities),
                 progress, sidecar, callback)
@@ -418,7 +435,8 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
 
     count = 1 + (K if probabilities else 0)
     _write_geotiff(output, blocks(), H, W, count, scene.crs, scene.transform,
-                   _descriptions(predictor, predictor.cfg.kind, probabilities), K if probabilities else 0)
+                   _descriptions(predictor, predictor.cfg.kind, probabilities), K if probabilities else 0,
+                   tags=offset_tags(scene, scene2))
     return SceneResult(output, H, W, n_total, computed, skipped, bool(done))
 
 
@@ -465,5 +483,6 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
         bar.close()
     out = _to_uint8(torch.from_numpy(prob), nod, probabilities)
     _write_geotiff(output, [(0, out)], len(rows), len(cols), out.shape[0], scene.crs, transform,
-                   _descriptions(predictor, "classifier", probabilities), K if probabilities else 0)
+                   _descriptions(predictor, "classifier", probabilities), K if probabilities else 0,
+                   tags=offset_tags(scene, scene2))
     return SceneResult(output, len(rows), len(cols), n_total, computed, skipped, bool(done))

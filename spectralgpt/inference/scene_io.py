@@ -33,7 +33,7 @@ from rasterio.windows import from_bounds as window_from_bounds
 
 from spectralgpt.bands import canonical, canonical_list
 from spectralgpt.data.sample import BadSample
-from spectralgpt.io import raster
+from spectralgpt.io import raster, s2offset
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ class Scene:
     nodata: float
     _datasets: dict = field(default_factory=dict, repr=False)  # multiband: {'': src}; bandfiles: {band: src}
     _names: tuple[str, ...] = ()  # multiband: band name per file band
+    #: Sentinel-2 baseline 04.00 harmonisation (spectralgpt.io.s2offset.resolve): offsets subtracted on read
+    harmonization: dict = field(default_factory=lambda: {"offsets": {}, "source": "none"})
 
     @property
     def height(self) -> int:
@@ -112,14 +114,15 @@ class Scene:
         want = self.require(bands)
         if self.kind == "multiband":
             src = self._datasets[""]
-            return raster._read(src, self.path, indexes=[self._names.index(b) + 1 for b in want], window=window)
+            out = raster._read(src, self.path, indexes=[self._names.index(b) + 1 for b in want], window=window)
+            return s2offset.harmonize(out, want, self.harmonization["offsets"])
         out = None
         for i, b in enumerate(want):
             a = self._read_band(b, window)
             if out is None:
                 out = np.empty((len(want), *a.shape), dtype=a.dtype)
             out[i] = a
-        return out
+        return s2offset.harmonize(out, want, self.harmonization["offsets"])
 
     def _read_band(self, band: str, window: Window) -> np.ndarray:
         src = self._datasets[band]
@@ -171,8 +174,12 @@ def _bandfiles(path: str, files: dict[str, str], stack: contextlib.ExitStack) ->
 
 
 @contextlib.contextmanager
-def open_scene(path: str | os.PathLike, band_order=None):
-    """Open a scene (multi-band GeoTIFF, folder of band files, or a .tar of either) for windowed reads."""
+def open_scene(path: str | os.PathLike, band_order=None, offset="auto"):
+    """Open a scene (multi-band GeoTIFF, folder of band files, or a .tar of either) for windowed reads.
+
+    offset: Sentinel-2 baseline 04.00 DN offset to subtract ("auto": from the SAFE product's MTD_MSIL*.xml when
+    the scene lies in one; an integer for bare GeoTIFFs; see `spectralgpt.io.s2offset`)."""
+    offset = s2offset.check_option(offset)
     path = raster.check_local_path(path)
     with contextlib.ExitStack() as stack:
         if not os.path.exists(path):
@@ -196,6 +203,10 @@ def open_scene(path: str | os.PathLike, band_order=None):
                                  f"GeoTIFF (found {len(members)} raster members)")
         else:
             scene = _multiband(path, stack, band_order)
+        scene.harmonization = s2offset.resolve(path, scene.bands, offset)
+        if scene.harmonization["offsets"]:
+            log.info("%s: subtracting the Sentinel-2 DN offset %s (%s)", path, s2offset.summary(scene.harmonization),
+                     scene.harmonization["metadata"] or "--offset")
         log.debug("opened %s: %s, %d x %d, bands %s", path, scene.kind, scene.height, scene.width, scene.bands)
         yield scene
 

@@ -248,6 +248,9 @@ def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str 
     manifest = dict(manifest)
     manifest.update({"format": FORMAT_VERSION, "n_items": int(len(index)), "n_shards": n_shards, "shards": shards,
                      "n_quarantined": len(quarantine)})
+    if "dn_offset" in index.columns:  # Sentinel-2 baseline 04.00 offsets subtracted: {offset: item count}
+        counts = index["dn_offset"].dropna().value_counts()
+        manifest["dn_offsets"] = {str(k): int(v) for k, v in sorted(counts.items())}
     if stats is not None:
         atomic_write_json(out_dir / "stats.json", stats.to_dict(), indent=None)
         manifest["stats"] = stats.summary()

@@ -18,11 +18,16 @@ from spectralgpt.bands import PRETRAIN_BANDS, canonical_list
 import numpy as np
 
 from spectralgpt.data.sample import BadSample, Reason, Sample
+from spectralgpt.io import s2offset
 
 log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+#: options every reader takes: ``offset`` harmonises Sentinel-2 baseline 04.00 pixels ("auto": from the SAFE
+#: product's metadata when the sample lies in one; an integer for bare GeoTIFFs; see spectralgpt.io.s2offset)
+COMMON_OPTIONS: dict = {"offset": "auto"}
 
 #: Fractions of the deterministic hash split used when a dataset ships no split files: train / val / test.
 HASH_SPLIT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -123,16 +128,17 @@ class SourceDataset:
                       transform=r.transform, source=e.path, split=e.split, meta=meta)
 
     def __init__(self, root, split=None, bands=PRETRAIN_BANDS, **options):
-        unknown = sorted(set(options) - set(self.OPTIONS))
+        unknown = sorted(set(options) - set(self.OPTIONS) - set(COMMON_OPTIONS))
         if unknown:
-            allowed = ", ".join(sorted(self.OPTIONS)) or "none"
+            allowed = ", ".join(sorted({**self.OPTIONS, **COMMON_OPTIONS}))
             raise TypeError(f"{self.kind}: unknown option(s) {', '.join(unknown)}; allowed: {allowed}")
         self.root = os.path.abspath(os.fspath(root))
         if not os.path.exists(self.root):
             raise FileNotFoundError(f"{self.kind}: dataset root {self.root} does not exist")
         self.split = normalize_split(split)
         self.bands = None if bands is None else canonical_list(bands)  # None: every band, source order
-        self.options = {**self.OPTIONS, **options}
+        self.options = {**COMMON_OPTIONS, **self.OPTIONS, **options}
+        self.options["offset"] = s2offset.check_option(self.options["offset"])
         entries = sorted(self._index(), key=lambda e: (e.id, e.path))
         if not entries:
             self._refuse_empty()
@@ -197,6 +203,21 @@ class SourceDataset:
             if not b.source:
                 b.source = e.path
             raise
+        return self._harmonize(sample)
+
+    def _harmonize(self, sample: Sample) -> Sample:
+        """Sentinel-2 baseline >= 04.00 pixels back on the pre-2022 scale (option ``offset``, see
+        `spectralgpt.io.s2offset`); ``meta['dn_offset']`` records what was subtracted."""
+        try:
+            applied = s2offset.resolve(sample.source, sample.bands, self.options["offset"], stop=self.root)
+        except (OSError, ValueError) as ex:
+            raise BadSample(Reason.UNREADABLE, f"product metadata: {ex}", sample.source, sample.id) from ex
+        if applied["offsets"]:
+            sample.image = s2offset.harmonize(sample.image, sample.bands, applied["offsets"])
+            if sample.image2 is not None:
+                sample.image2 = s2offset.harmonize(sample.image2, sample.bands, applied["offsets"])
+            sample.meta["dn_offset"] = s2offset.summary(applied)
+            sample.meta["dn_offset_source"] = applied["metadata"] or applied["source"]
         return sample
 
     def __iter__(self):

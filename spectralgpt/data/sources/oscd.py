@@ -33,7 +33,8 @@ Bands are found by their ``Bxx.tif`` suffix. One sample per city:
   date 1's 10 m shape (else `wrong_size`).
 
 Splits: the city names in ``<split>.txt`` (only train and test exist); without list files, the labels folder a
-city's mask is in (download layout), else a hash split of the city name. split=None: every city folder that has ``imgs_1``.
+city's mask is in (download layout), else a hash split of the city name. split=None: every city folder that has
+``imgs_1`` or ``imgs_1_rect``.
 Sample id: the city name.
 """
 
