@@ -9,6 +9,12 @@ averaged to its native resolution (20 m / 60 m bands are smoother), sensor noise
 resolution, a band-dependent path radiance is added for top-of-atmosphere (L1C) products, and the result
 is stored as reflectance x 10000 in real georeferenced GeoTIFFs (UTM CRS, 10/20/60 m transforms).
 
+The synthetic BigEarthNet is a land-cover mixture: each patch draws 1-4 CORINE classes by frequency, gives each
+an area fraction (at least 15 %) as blobby polygons (a river as a band), paints each with its own composer and
+multiplies it by its class's spectral signature, so each label adds its class spectrum in proportion to its area.
+A logistic regression on per-band means then reaches about 0.55 micro mAP on the demo's test split (prevalence:
+0.25); the rest is texture and structure, left for a model to learn.
+
 Layouts (the same ones the dataset readers follow), written under ``root`` by :func:`generate`:
 
 ``eurosat``       ``<Class>/<Class>_<n>.tif`` (13 bands uint16 64x64, file order B1..B12 then **B8A last**),
@@ -33,6 +39,7 @@ gives byte-identical files whatever the worker count.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -47,6 +54,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from scipy.ndimage import gaussian_filter
+from tqdm.auto import tqdm
 
 from spectralgpt.bands import ALL_BANDS, BANDS, PRETRAIN_BANDS
 from spectralgpt.io.atomic import atomic_write_bytes, atomic_write_text
@@ -119,6 +127,16 @@ _SPECTRA = {
     "sand":      (.120, .150, .200, .260, .290, .310, .320, .330, .340, .110, .005, .420, .360),
     "rock":      (.100, .110, .130, .150, .160, .170, .180, .180, .190, .065, .004, .240, .220),
     "burnt":     (.040, .040, .045, .050, .060, .070, .075, .080, .085, .030, .002, .150, .160),
+    # appended for the synthetic BigEarthNet's classes (indices above stay put, so other layouts are unchanged)
+    "sea":       (.050, .045, .030, .012, .008, .005, .004, .003, .003, .002, .001, .002, .001),
+    "lake":      (.035, .038, .058, .034, .045, .022, .018, .015, .014, .008, .001, .005, .003),
+    "reed":      (.030, .035, .060, .045, .095, .200, .240, .255, .260, .085, .002, .160, .080),
+    "peat":      (.025, .028, .042, .040, .065, .110, .130, .140, .145, .050, .002, .090, .050),
+    "heath":     (.030, .035, .050, .055, .085, .140, .160, .175, .180, .065, .003, .190, .120),
+    "sclerophyll": (.045, .050, .070, .075, .115, .165, .185, .195, .205, .075, .003, .290, .210),
+    "drygrass":  (.050, .060, .090, .100, .140, .190, .210, .225, .235, .085, .003, .320, .230),
+    "garden":    (.030, .040, .095, .040, .150, .330, .400, .420, .430, .140, .003, .180, .080),
+    "orchard":   (.040, .045, .075, .055, .120, .240, .280, .300, .310, .100, .003, .260, .170),
 }
 MATERIALS = tuple(_SPECTRA)
 _MAT = {m: i for i, m in enumerate(MATERIALS)}
@@ -145,6 +163,7 @@ class Canvas:
         self.m2 = self.m1.copy()
         self.f = np.ones((h, w), dtype=np.float32)
         self.g = np.ones((h, w), dtype=np.float32)
+        self.tint = None  # optional (13, H, W) per-band factor: a land-cover class's own spectral signature
         yy, xx = np.mgrid[0:h, 0:w]
         self.yy = yy.astype(np.float32)
         self.xx = xx.astype(np.float32)
@@ -163,7 +182,8 @@ class Canvas:
         b = SPECTRA[self.m2.astype(np.intp)]
         f = self.f[..., None]
         r = (f * a + (1.0 - f) * b) * self.g[..., None]
-        return np.ascontiguousarray(r.transpose(2, 0, 1))
+        r = r.transpose(2, 0, 1)
+        return np.ascontiguousarray(r if self.tint is None else r * self.tint)
 
 
 def _noise(rng, h, w, sigma):
@@ -233,17 +253,17 @@ def _rects(cv, rng, n, smin, smax, region=None):
 # --------------------------------------------------------------------------------------------------------
 # Land-cover composers: each paints `region` of the canvas.
 # --------------------------------------------------------------------------------------------------------
-def arable(cv, rng, region, field_px=28, natural=0.0):
+def arable(cv, rng, region, field_px=28, natural=0.0, crop_share=0.6, soil_share=0.25, crop="crop"):
     lab, n = _voronoi(rng, cv, cv.h * cv.w / field_px ** 2 * rng.uniform(0.7, 1.4), aniso=rng.uniform(1.5, 3))
     kind = rng.random(n)  # per field: crop / bare soil / grass
     vigor = rng.uniform(0.35, 1.0, n).astype(np.float32)
     gain = rng.normal(1.0, 0.07, n).astype(np.float32)
     tex = 1 + 0.03 * _noise(rng, cv.h, cv.w, 1.0)
-    crop = kind[lab] < 0.6
-    soil = (kind[lab] >= 0.6) & (kind[lab] < 0.85)
-    cv.paint(region & crop, "crop", "soil", vigor[lab], gain[lab] * tex)
-    cv.paint(region & soil, "soil", "crop", np.float32(0.92), gain[lab] * tex)
-    cv.paint(region & ~crop & ~soil, "grass", "soil", np.float32(0.9), gain[lab] * tex)
+    crops = kind[lab] < crop_share
+    soil = (kind[lab] >= crop_share) & (kind[lab] < crop_share + soil_share)
+    cv.paint(region & crops, crop, "soil", vigor[lab], gain[lab] * tex)
+    cv.paint(region & soil, "soil", crop, np.float32(0.92), gain[lab] * tex)
+    cv.paint(region & ~crops & ~soil, "grass", "soil", np.float32(0.9), gain[lab] * tex)
     cv.paint(region & _boundaries(lab), "grass", "shrub", np.float32(0.6))
     if natural > 0:
         forest(cv, rng, region & (_noise(rng, cv.h, cv.w, 3) > 1.6 - 2 * natural))
@@ -276,14 +296,14 @@ def forest(cv, rng, region, kind="mixed"):
     cv.paint(region, mats, mats, np.float32(1), gain)
 
 
-def permanent_crop(cv, rng, region, period=None):
+def permanent_crop(cv, rng, region, period=None, tree="broadleaf"):
     lab, n = _voronoi(rng, cv, cv.h * cv.w / 40 ** 2 + 1)
     ang = rng.uniform(0, np.pi, n)
     per = rng.uniform(3, 5, n) if period is None else np.full(n, period)
     u = np.cos(ang[lab]) * cv.xx + np.sin(ang[lab]) * cv.yy
     rows = 0.5 + 0.5 * np.cos(2 * np.pi * u / per[lab])
     under = np.where(rng.random(n)[lab] < 0.6, _MAT["soil"], _MAT["grass"]).astype(np.int8)
-    cv.paint(region, "broadleaf", under, (0.25 + 0.6 * rows).astype(np.float32))
+    cv.paint(region, tree, under, (0.25 + 0.6 * rows).astype(np.float32))
     cv.paint(region & _boundaries(lab), "asphalt", "soil", np.float32(0.5))
 
 
@@ -370,32 +390,50 @@ _CORINE_COMPOSERS = {
     "Road and rail networks and associated land": (highway, 1),
     "Mineral extraction sites": (sparse, 0.5),
     "Green urban areas": (lambda cv, r, m: pasture(cv, r, m, trees=True), 0.5),
-    "Non-irrigated arable land": (arable, 10),
-    "Vineyards": (lambda cv, r, m: permanent_crop(cv, r, m, period=3.0), 1),
-    "Fruit trees and berry plantations": (lambda cv, r, m: permanent_crop(cv, r, m, period=5.0), 1),
-    "Olive groves": (lambda cv, r, m: permanent_crop(cv, r, m, period=6.0), 0.5),
+    "Non-irrigated arable land": (lambda cv, r, m: arable(cv, r, m, crop_share=0.5, soil_share=0.45), 10),
+    "Vineyards": (lambda cv, r, m: permanent_crop(cv, r, m, period=3.0, tree="orchard"), 1),
+    "Fruit trees and berry plantations": (lambda cv, r, m: permanent_crop(cv, r, m, period=5.0, tree="orchard"), 1),
+    "Olive groves": (lambda cv, r, m: permanent_crop(cv, r, m, period=6.0, tree="orchard"), 0.5),
     "Pastures": (pasture, 7),
-    "Complex cultivation patterns": (lambda cv, r, m: arable(cv, r, m, field_px=12), 5),
+    "Complex cultivation patterns":
+        (lambda cv, r, m: arable(cv, r, m, field_px=12, crop_share=0.5, soil_share=0.2, crop="garden"), 5),
     "Land principally occupied by agriculture, with significant areas of natural vegetation":
         (lambda cv, r, m: arable(cv, r, m, natural=0.5), 5),
     "Broad-leaved forest": (lambda cv, r, m: forest(cv, r, m, "broadleaf"), 5),
     "Coniferous forest": (lambda cv, r, m: forest(cv, r, m, "conifer"), 7),
     "Mixed forest": (forest, 7),
-    "Natural grassland": (lambda cv, r, m: pasture(cv, r, m, trees=False), 1),
-    "Moors and heathland": (herbaceous, 1),
-    "Sclerophyllous vegetation": (lambda cv, r, m: herbaceous(cv, r, m, woody=0.3), 1),
+    "Natural grassland": (_simple("drygrass", "grass", 0.05, 3.0), 1),
+    "Moors and heathland": (_simple("heath", "shrub", 0.06), 1),
+    "Sclerophyllous vegetation": (_simple("sclerophyll", "soil", 0.08, 1.5), 1),
     "Transitional woodland/shrub": (lambda cv, r, m: herbaceous(cv, r, m, woody=0.6), 5),
     "Beaches, dunes, sands": (sand, 0.5),
     "Bare rock": (rock, 0.5),
     "Sparsely vegetated areas": (sparse, 0.5),
     "Burnt areas": (burnt, 0.2),
-    "Inland marshes": (wetland, 0.7),
-    "Peatbogs": (wetland, 0.7),
-    "Water courses": (river, 1.5),
-    "Water bodies": (lambda cv, r, m: water(cv, r, m, shore=False), 3),
-    "Sea and ocean": (lambda cv, r, m: water(cv, r, m, shore=False), 3),
+    "Inland marshes": (_simple("reed", "water", 0.05, 3.0), 0.7),
+    "Peatbogs": (_simple("peat", "wetland", 0.05, 3.0), 0.7),
+    "Water courses": (None, 1.5),  # a river band through the patch, drawn by _bigearthnet_scene
+    "Water bodies": (_simple("lake", "turbid", 0.03, 4.0), 3),
+    "Sea and ocean": (_simple("sea", "water", 0.02, 6.0), 3),
 }
 assert set(_CORINE_COMPOSERS) <= set(CORINE_43)
+
+
+@functools.lru_cache(maxsize=4)
+def _class_signatures(amplitude: float) -> dict[str, np.ndarray]:
+    """A fixed spectral signature per BigEarthNet-19 class: a smooth per-band factor (1 +- `amplitude`) over
+    log-wavelength, as species, moisture and phenology shift one land cover's spectrum away from another's.
+    Without it the classes would be mixtures of the same few materials, which no linear unmixing separates."""
+    from spectralgpt.data.sources.bigearthnet import LABELS_19
+
+    lam = np.log([BANDS[b].wavelength_nm for b in ALL_BANDS])
+    x = (lam - lam.min()) / (lam.max() - lam.min())
+    out = {}
+    for k, name in enumerate(LABELS_19):
+        r = np.random.default_rng(np.random.SeedSequence([20170613, k]))
+        v = sum(r.normal() / j * np.cos(j * np.pi * x + r.uniform(0, 2 * np.pi)) for j in (1, 2, 3))
+        out[name] = (1 + amplitude * v / np.abs(v).max()).astype(np.float32)
+    return out
 
 # SegMunich zone code -> composer
 _SEGMUNICH_COMPOSERS = {
@@ -543,22 +581,73 @@ def _eurosat_sample(seed, i, size, compress):
     return {f"{cls}/{name}": tif_bytes(_u16(dn), crs, Affine(10, 0, x0, 0, -10, y0), compress=compress)}
 
 
-def _bigearthnet_scene(rng, size):
+def _mixture_zones(cv, rng, fractions, free):
+    """Blobby land-cover polygons over the `free` pixels with about the given area fractions: each class owns
+    the pixels where its smooth random field (plus a bias fitted to its fraction) is highest."""
+    k = len(fractions)
+    if k == 1:
+        return np.zeros((cv.h, cv.w), dtype=np.int32)
+    fields = np.stack([_noise(rng, cv.h, cv.w, max(cv.h, cv.w) / 10) for _ in range(k)])
+    target = np.asarray(fractions, np.float64)
+    bias = np.zeros(k)
+    for _ in range(40):
+        lab = np.argmax(fields + bias[:, None, None], axis=0)
+        area = np.bincount(lab[free], minlength=k) / max(1, free.sum())
+        bias += 2.0 * (target - area)
+    return np.argmax(fields + bias[:, None, None], axis=0)
+
+
+def _bigearthnet_scene(rng, size, min_fraction=0.15, n_classes=(1, 2, 2, 3, 3, 4), amplitude=0.3):
+    """A patch as a land-cover mixture: 1-4 CORINE classes drawn by their frequency, each given an area fraction
+    (at least `min_fraction`) and painted with its own composer, so each label adds its class spectrum to the
+    patch in proportion to its area (what makes the labels learnable from the spectra, as in BigEarthNet)."""
     cv = Canvas(size, size)
-    k = int(rng.choice([1, 2, 2, 3, 3, 4]))
-    zones = _zones(cv, rng, k)
+    k = int(rng.choice(n_classes))
     weights = {c: w for c, (_, w) in _CORINE_COMPOSERS.items()}
+    names = []
+    for _ in range(k):
+        names.append(_choice(rng, {c: w for c, w in weights.items() if c not in names}))
+    fractions = min_fraction + (1 - min_fraction * k) * rng.dirichlet(np.full(k, 1.5))
+    free = np.ones((size, size), bool)
+    if "Water courses" in names and k > 1:  # the river is a band, the other classes share its banks
+        j = names.index("Water courses")
+        d, half = _river(cv, rng, float(np.clip(fractions[j] * size, 4, size / 2)))
+        free = d >= half
+        others = [n for n in names if n != "Water courses"]
+        rest = np.delete(fractions, j)
+        zones = _mixture_zones(cv, rng, rest / rest.sum(), free)
+        regions = {n: free & (zones == z) for z, n in enumerate(others)}
+        regions["Water courses"] = ~free
+    else:
+        zones = _mixture_zones(cv, rng, fractions, free)
+        regions = {n: zones == z for z, n in enumerate(names)}
+    from spectralgpt.data.sources.bigearthnet import TO_19
+
+    sig = _class_signatures(amplitude)
+    cv.tint = np.ones((13, size, size), np.float32)
     labels = []
-    for z in range(k):
-        region = zones == z
-        frac = region.mean()
-        if frac == 0:
-            continue
-        name = _choice(rng, weights)
-        _CORINE_COMPOSERS[name][0](cv, rng, region)
-        if frac >= 0.05 and name not in labels:
+    for name in names:
+        region = regions[name]
+        if name == "Water courses":
+            _paint_water_course(cv, rng, region)
+        else:
+            _CORINE_COMPOSERS[name][0](cv, rng, region)
+        if TO_19[name] is not None:
+            cv.tint[:, region] = sig[TO_19[name]][:, None]
+        if region.mean() >= 0.05:
             labels.append(name)
     return cv, sorted(labels, key=CORINE_43.index)
+
+
+def _paint_water_course(cv, rng, region):
+    """River water (turbid to clear) with a fringe of riparian trees on its banks."""
+    if region.all():
+        d, half = _river(cv, rng, rng.uniform(0.1, 0.3) * cv.h)
+        cv.paint(d >= half, "broadleaf", "grass", np.float32(0.8))
+        region = d < half
+    cv.paint(region, "turbid", "water", np.float32(rng.uniform(0.2, 1.0)))
+    bank = gaussian_filter(region.astype(np.float32), 1.5) > 0.05
+    cv.paint(bank & ~region, "broadleaf", "grass", np.float32(0.8))
 
 
 _BEN_STEMS = ("S2A_MSIL2A_20170613T101031", "S2B_MSIL2A_20171015T104009", "S2A_MSIL2A_20180221T114351",
@@ -817,8 +906,25 @@ def _tar_chunk(job: _Job, root: str, k: int, lo: int, hi: int) -> str:
     return path.name
 
 
+def _run_chunks(fn, args: list[tuple], sizes: list[int], workers: int, bar) -> list:
+    """fn(*a) for each a in args, in order, in a process pool when asked; the bar advances by each chunk's size
+    as it finishes (the main process draws it, so workers never touch the terminal)."""
+    out = []
+    if workers > 1 and len(args) > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for result, k in zip(ex.map(fn, *zip(*args)), sizes):
+                out.append(result)
+                bar.update(k)
+    else:
+        for a, k in zip(args, sizes):
+            out.append(fn(*a))
+            bar.update(k)
+    return out
+
+
 def generate(kind: str, root, n: int | None = None, seed: int = 0, size: int | None = None, *,
-             workers: int = 1, compress: str | None | bool = True, tar_size: int | None = None) -> dict:
+             workers: int = 1, compress: str | None | bool = True, tar_size: int | None = None,
+             progress: bool | None = None) -> dict:
     """Write `n` synthetic samples of one dataset layout under `root`; returns a summary dict.
 
     n counts images (eurosat: spread round-robin over the 10 classes; bigearthnet: patches; segmunich:
@@ -826,7 +932,8 @@ def generate(kind: str, root, n: int | None = None, seed: int = 0, size: int | N
     (defaults: eurosat 64, bigearthnet 120, segmunich 128, oscd 240, sen1floods11 512, pretrain 128;
     bigearthnet/oscd round it up to a multiple of 6 so the 60 m grid is whole). compress: True = the
     layout's default (uncompressed where the real data set is), None/False = none, or a GDAL name.
-    tar_size (pretrain only): pack that many images per ``pretrain-<k>.tar``.
+    tar_size (pretrain only): pack that many images per ``pretrain-<k>.tar``. progress: a samples/s bar on
+    stderr (None: only when stderr is a terminal).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown synthetic kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -840,23 +947,20 @@ def generate(kind: str, root, n: int | None = None, seed: int = 0, size: int | N
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     job = _Job(kind, int(seed), size, comp)
-    if tar_size:
-        chunks = [(k, lo, min(n, lo + tar_size)) for k, lo in enumerate(range(0, n, tar_size))]
-        if workers > 1 and len(chunks) > 1:
-            with ProcessPoolExecutor(workers) as ex:
-                names = list(ex.map(_tar_chunk, *zip(*[(job, str(root), *c) for c in chunks])))
+    bar = tqdm(total=n, desc=f"synthetic {kind}", unit="sample", leave=False,
+               disable=None if progress is None else not progress)
+    with bar:
+        if tar_size:
+            chunks = [(k, lo, min(n, lo + tar_size)) for k, lo in enumerate(range(0, n, tar_size))]
+            args = [(job, str(root), *c) for c in chunks]
+            sizes = [hi - lo for _, lo, hi in chunks]
+            files = _run_chunks(_tar_chunk, args, sizes, workers, bar)
         else:
-            names = [_tar_chunk(job, str(root), *c) for c in chunks]
-        files = names
-    else:
-        step = max(1, min(64, -(-n // max(1, workers * 4))))
-        bounds = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-        if workers > 1 and len(bounds) > 1:
-            with ProcessPoolExecutor(workers) as ex:
-                parts = list(ex.map(_render_chunk, *zip(*[(job, str(root), lo, hi) for lo, hi in bounds])))
-        else:
-            parts = [_render_chunk(job, str(root), lo, hi) for lo, hi in bounds]
-        files = [f for part in parts for sample in part for f in sample]
+            step = max(1, min(64, -(-n // max(1, workers * 4))))
+            bounds = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+            parts = _run_chunks(_render_chunk, [(job, str(root), lo, hi) for lo, hi in bounds],
+                                [hi - lo for lo, hi in bounds], workers, bar)
+            files = [f for part in parts for sample in part for f in sample]
     _write_splits(kind, root, n, seed, size)
     log.info("synthetic %s: %d samples (%d files) of %d px under %s", kind, n, len(files), size, root)
     return {"kind": kind, "root": str(root), "n": n, "size": size, "seed": seed, "files": len(files)}
@@ -901,10 +1005,11 @@ SCALES = {
 }
 
 
-def generate_demo_corpus(root, seed: int = 0, scale: str = "tiny", workers: int = 1) -> dict[str, dict]:
+def generate_demo_corpus(root, seed: int = 0, scale: str = "tiny", workers: int = 1,
+                         progress: bool | None = None) -> dict[str, dict]:
     """Write every layout into ``<root>/<kind>/`` at a named scale ('tiny' for tests, 'demo' for `make demo`,
     'small' for a longer CPU run)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
-    return {kind: generate(kind, Path(root) / kind, n=n, seed=seed, size=size, workers=workers)
+    return {kind: generate(kind, Path(root) / kind, n=n, seed=seed, size=size, workers=workers, progress=progress)
             for kind, (n, size) in SCALES[scale].items()}

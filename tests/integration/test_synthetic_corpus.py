@@ -44,6 +44,15 @@ def test_same_seed_byte_identical_any_worker_count(tmp_path, demo):
     assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
 
 
+def test_progress_bar_with_workers_same_bytes(tmp_path, capfd):
+    generate("eurosat", tmp_path / "a", n=12, size=16, seed=3, workers=2, progress=True)
+    err = capfd.readouterr().err
+    generate("eurosat", tmp_path / "b", n=12, size=16, seed=3, workers=1, progress=False)
+    assert "synthetic eurosat" in err and "sample/s" in err
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert not capfd.readouterr().err  # progress=False draws nothing
+
+
 def test_eurosat_layout(demo):
     root = demo / "eurosat"
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == sorted(EUROSAT_CLASSES)
@@ -81,15 +90,17 @@ def test_bigearthnet_layout(demo):
     meta = json.loads((p / f"{p.name}_labels_metadata.json").read_text())
     assert meta["labels"] and set(meta["labels"]) <= set(CORINE_43)
     assert (meta["coordinates"]["ulx"], meta["coordinates"]["uly"]) == origin
-    # labels follow content: water labels <-> dark NIR somewhere
+    # labels follow content: water labels <-> dark NIR, forest labels <-> bright NIR over a dark red
     for p in patches:
         labels = json.loads((p / f"{p.name}_labels_metadata.json").read_text())["labels"]
         with rasterio.open(p / f"{p.name}_B08.tif") as d:
             nir = d.read(1)
+        with rasterio.open(p / f"{p.name}_B04.tif") as d:
+            red = d.read(1)
         if labels == ["Sea and ocean"] or labels == ["Water bodies"]:
             assert np.median(nir) < 600
         if labels == ["Coniferous forest"] or labels == ["Broad-leaved forest"]:
-            assert np.median(nir) > 2000
+            assert np.median(nir) > 1500 and np.median(nir) > 4 * np.median(red)
 
 
 def test_segmunich_layout(demo):
