@@ -110,6 +110,34 @@ DEFAULT_RECIPES = {"pretrain": "minmax", "classification": "zscore", "multilabel
 DEFAULT_FITS = {"change": "tile", "segmentation": "tile"}  # scenes are cut into tiles, stitched back at evaluation
 
 
+class RunnerConfig(_Strict):
+    """Where a stage's Prefect tasks run: ``threads`` or ``processes`` on this machine, or ``dask``: prefect-dask's
+    DaskTaskRunner on the cluster at ``address`` (``tcp://host:8786``), or on a local cluster of ``workers``
+    worker processes when the address is null. ``workers`` defaults to the stage's own ``workers``."""
+
+    kind: Literal["threads", "processes", "dask"] = "threads"
+    address: str | None = None
+    workers: int | None = Field(None, ge=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        return v if v is None else _check_workers(v)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v):
+        if v is not None and not re.match(r"^(tcp|tls|inproc|ucx)://[^\s/]+$", v):
+            raise ValueError(f"address {v!r} is not a Dask scheduler address such as tcp://host:8786")
+        return v
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self):
+        if self.address is not None and self.kind != "dask":
+            raise ValueError(f"address is only used with kind: dask (kind is {self.kind!r})")
+        return self
+
+
 class PreprocessConfig(_Strict):
     size: int = Field(128, ge=8, description="stored image side in pixels")
     shard_size: int = Field(256, ge=1)
@@ -117,6 +145,7 @@ class PreprocessConfig(_Strict):
     sizes: dict[str, int] = Field(default_factory=dict, description="per-corpus size overrides")
     recipes: dict[str, Literal["minmax", "zscore", "clip2sigma"]] = Field(default_factory=dict)
     fits: dict[str, Literal["crop", "tile", "resize"]] = Field(default_factory=dict)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="where the shard tasks run")
 
     @field_validator("sizes", "recipes", "fits")
     @classmethod

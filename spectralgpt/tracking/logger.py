@@ -25,17 +25,26 @@ class MlflowLogger(Callback):
     """Log a training run: train-start info as params (``train.*``), per-step logs as metrics (with the
     step), epoch-end logs as ``epoch.*`` metrics, checkpoint paths as tags, the fit result as ``fit.*``.
 
+    Figures (e.g. the reconstructions pretraining writes every few epochs) are uploaded at each epoch end as
+    artifacts under ``figures/step-<N>/`` with the step they were drawn at, so a run's pictures line up with its
+    curves: `figures` is a folder, absolute or relative to the fit's output folder (``out_dir`` in the
+    engine's train-start info); each PNG is uploaded once (again only when it is rewritten).
+
     `run` is a `Run` from `stage_run` (or a run id); `client` defaults to the current tracking URI.
     Logging errors are reported and swallowed: a tracking hiccup must not kill a training run.
     """
 
     def __init__(self, run: Run | str, client: MlflowClient | None = None, flush_every: int = 10,
-                 flush_seconds: float = 15.0, prefix: str = "train", param_prefix: str = "train"):
+                 flush_seconds: float = 15.0, prefix: str = "train", param_prefix: str = "train",
+                 figures: str | Path | None = "figures"):
         self.run_id = run.run_id if isinstance(run, Run) else run
         self.client = client or (run.client if isinstance(run, Run) else MlflowClient())
         self.flush_every, self.prefix, self.param_prefix = max(1, flush_every), prefix, param_prefix
         self._buffer: list[Metric] = []
         self._since_flush, self.flush_seconds, self._last_flush = 0, flush_seconds, time.monotonic()
+        self.figures = Path(figures) if figures is not None else None
+        self._figures_dir = self.figures if self.figures is not None and self.figures.is_absolute() else None
+        self._step, self._uploaded = 0, {}
 
     def _key(self, k: str) -> str:
         return f"{self.prefix}.{k}" if self.prefix else k
@@ -62,7 +71,29 @@ class MlflowLogger(Callback):
         except Exception:
             log.exception("MLflow logging failed for run %s", self.run_id)
 
+    def log_figures(self, folder: str | Path, step: int) -> list[str]:
+        """Upload the PNGs of `folder` that are new or rewritten since the last call, under
+        ``figures/step-<step>/``; returns the artifact paths."""
+        folder, done = Path(folder), []
+        if not folder.is_dir():
+            return done
+        for png in sorted(folder.glob("*.png")):
+            st = png.stat()
+            if self._uploaded.get(str(png)) == (st.st_mtime_ns, st.st_size):
+                continue
+            try:
+                self.client.log_artifact(self.run_id, str(png), f"figures/step-{int(step)}")
+            except Exception:
+                log.exception("MLflow logging failed for run %s (figure %s)", self.run_id, png)
+                continue
+            self._uploaded[str(png)] = (st.st_mtime_ns, st.st_size)
+            done.append(f"figures/step-{int(step)}/{png.name}")
+        return done
+
     def on_train_start(self, info: dict) -> None:
+        if self.figures is not None and not self.figures.is_absolute():  # one logger can see several fits
+            self._figures_dir = Path(info["out_dir"]) / self.figures if info.get("out_dir") else None
+        self._step = int(info.get("start_step") or 0)
         flat = {f"{self.param_prefix}.{k}" if self.param_prefix else k: str(v)[:6000]
                 for k, v in flatten(info).items()}
         existing = {}
@@ -83,6 +114,7 @@ class MlflowLogger(Callback):
             self._safe(self.client.set_tag, self.run_id, f"resumed.{k}", v)
 
     def on_step(self, step: int, logs: dict) -> None:
+        self._step = int(step)
         self._add(logs, step)
         self._since_flush += 1
         if self._since_flush >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
@@ -91,6 +123,8 @@ class MlflowLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._add(logs, epoch, prefix="epoch")
         self.flush()
+        if self._figures_dir is not None:
+            self.log_figures(self._figures_dir, self._step)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         self.flush()

@@ -171,3 +171,34 @@ def test_mlflow_logger_records_step_metrics_in_batches(store, tmp_path):
     # a resumed fit reporting its start again with a changed value does not crash on immutable params
     logger.on_train_start({"total_steps": 9, "lr": 1e-3})
     assert client.get_run(run.run_id).data.tags["resumed.train.total_steps"] == "9"
+
+
+def _png(path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    FigureCanvasAgg(fig)
+    fig.add_subplot().imshow([[0, 1], [1, 0]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+
+
+def test_mlflow_logger_uploads_each_new_figure_with_its_step(store, tmp_path):
+    out = tmp_path / "fit"
+    with stage_run("pretrain", log_system_metrics=False) as run:
+        logger = MlflowLogger(run)
+        logger.on_train_start({"total_steps": 20, "out_dir": str(out), "start_step": 0})
+        _png(out / "figures" / "epoch-0001.png")
+        logger.on_step(5, {"loss": 1.0})
+        logger.on_epoch_end(1, {"loss": 1.0})
+        logger.on_epoch_end(1, {"loss": 1.0})  # nothing new: nothing uploaded again
+        _png(out / "figures" / "epoch-0002.png")
+        logger.on_step(10, {"loss": 0.5})
+        logger.on_epoch_end(2, {"loss": 0.5})
+    client = MlflowClient(store)
+    steps = sorted(f.path for f in client.list_artifacts(run.run_id, "figures"))
+    assert steps == ["figures/step-10", "figures/step-5"]
+    assert [f.path for f in client.list_artifacts(run.run_id, "figures/step-5")] == ["figures/step-5/epoch-0001.png"]
+    assert [f.path for f in client.list_artifacts(run.run_id, "figures/step-10")] == [
+        "figures/step-10/epoch-0002.png"]
