@@ -1,5 +1,6 @@
-"""Preprocess: each corpus's shards are written by tasks mapped over shard groups (run in parallel by the
-task runner: threads here, Dask or Ray workers when scaled out), then the corpus is assembled."""
+"""Preprocess: each corpus's shards are written by tasks mapped over shard groups (run in parallel by the task
+runner that ``preprocess.runner`` names: threads, processes, or a Dask cluster), then the corpus is assembled.
+Shard files are keyed by content, so they are byte-identical whichever runner wrote them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import check_prefect, params, parse_args, tracked
+from flows.runners import describe, task_runner
 from spectralgpt.data.preprocess import preprocess
 from spectralgpt.stages.preprocess import corpus_dir, preprocess_job, splits_of
 
@@ -32,16 +34,25 @@ def shard_groups(n: int, shard_size: int, groups: int) -> list[list[int]]:
     return [shards[i::groups] for i in range(groups) if shards[i::groups]]
 
 
-@flow(name="preprocess", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def preprocess_flow(params_path: str = "params.yaml") -> dict:
+    """The preprocess flow on the task runner of ``preprocess.runner`` (params are validated first)."""
+    p = params(params_path)
+    runner = task_runner(p.preprocess.runner, p.preprocess.workers)
+    return preprocess_on_runner.with_options(task_runner=runner)(params_path)
+
+
+@flow(name="preprocess", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def preprocess_on_runner(params_path: str = "params.yaml") -> dict:
     p = params(params_path)
     log = get_run_logger()
+    log.info("shard tasks run on %s", describe(p.preprocess.runner, p.preprocess.workers))
     with tracked(p, "preprocess", p.preprocess) as run:
         summary = {}
         for name in p.data.sources:
             for split in splits_of(p, name):
                 job = preprocess_job(p, name, split)
-                groups = shard_groups(len(job["source"]), p.preprocess.shard_size, p.preprocess.workers)
+                groups = shard_groups(len(job["source"]), p.preprocess.shard_size,
+                                      p.preprocess.runner.workers or p.preprocess.workers)
                 write_shards.map(unmapped(p), unmapped(name), unmapped(split), groups).result()
                 key = name if split is None else f"{name}/{split}"
                 summary[key] = done = assemble(p, name, split)
