@@ -29,7 +29,7 @@ from spectralgpt.io.shards import ShardCorpus  # noqa: E402
 from spectralgpt.models import create_model  # noqa: E402
 from spectralgpt.training import TrainConfig, fit  # noqa: E402
 from spectralgpt.training.distributed import rank_world  # noqa: E402
-from spectralgpt.training.tasks import mae_step, task_dataset  # noqa: E402
+from spectralgpt.tasks.pretrain import TASK as PRETRAIN, mae_step  # noqa: E402
 
 
 def build_corpus(root: Path, n: int, size: int) -> Path:
@@ -94,7 +94,7 @@ def real_run(name: str, corpus: Path, batch: int, steps: int, workers: int, out:
     model = create_model(name)
     size = model.cfg.img_size
     dataset = FixedBatch(len(ShardCorpus(corpus)), batch, size) if fixed else \
-        task_dataset("pretrain", ShardCorpus(corpus), size, train=True)
+        PRETRAIN.dataset(ShardCorpus(corpus), size, train=True)
     warm = warmup(device)
     cfg = TrainConfig(max_steps=steps + warm, batch_size=batch, blr=1.5e-4, num_workers=workers, log_every=1,
                       checkpoint_every=10_000, progress=False, device=device,

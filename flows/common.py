@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from spectralgpt.config import Params, load_params
+from spectralgpt.config import TASKS, Params, load_params
 from spectralgpt.tracking import stage_run
 
 
@@ -16,7 +16,7 @@ def parse_args(description: str, task: bool = False) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml", help="pipeline parameters (default: params.yaml)")
     if task:
-        ap.add_argument("--task", required=True, choices=["classification", "multilabel", "segmentation", "change"])
+        ap.add_argument("--task", required=True, choices=TASKS)
     return ap.parse_args()
 
 

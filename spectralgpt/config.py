@@ -14,19 +14,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from spectralgpt.tasks import FINETUNE_TASKS, get_task
+from spectralgpt.tasks import TASKS as TASK_OBJECTS
 from spectralgpt.training.config import TrainConfig
 
-TASKS = ("classification", "multilabel", "segmentation", "change")
-Task = Literal["classification", "multilabel", "segmentation", "change"]
+TASKS = FINETUNE_TASKS  #: the downstream tasks, from `spectralgpt.tasks`
+Task = Literal[TASKS]
 #: the model kind each task fine-tunes
-MODEL_KIND = {"classification": "classifier", "multilabel": "classifier", "segmentation": "segmentation",
-              "change": "change"}
+MODEL_KIND = {name: get_task(name).model_kind for name in TASKS}
 DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder")
 #: corpus names: the keys of data.sources and of the per-corpus preprocess settings
 CORPORA = ("pretrain", *TASKS)
 SPLITS = ("train", "val", "test")
 #: class count of a task where it does not depend on the data
-FIXED_CLASS_COUNT = {"change": 2}
+FIXED_CLASS_COUNT = {name: t.fixed_classes for name, t in TASK_OBJECTS.items() if t.fixed_classes is not None}
 MAX_WORKERS = 256
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _PATH_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -105,9 +106,8 @@ class IngestConfig(_Strict):
 
 #: normalisation recipe per corpus (reference 3.4): per-image min-max for pretraining and dense tasks, the
 #: dataset z-score for EuroSAT, the mean +/- 2 sigma clip for BigEarthNet
-DEFAULT_RECIPES = {"pretrain": "minmax", "classification": "zscore", "multilabel": "clip2sigma",
-                   "segmentation": "minmax", "change": "minmax"}
-DEFAULT_FITS = {"change": "tile", "segmentation": "tile"}  # scenes are cut into tiles, stitched back at evaluation
+DEFAULT_RECIPES = {name: t.recipe for name, t in TASK_OBJECTS.items()}
+DEFAULT_FITS = {name: t.fit for name, t in TASK_OBJECTS.items()}  # dense tasks: tiles, stitched back at evaluation
 
 
 class RunnerConfig(_Strict):
@@ -244,7 +244,31 @@ def _check_model(name: str, overrides: dict, where: str, **extra):
         raise ValueError(f"{where}: {e}") from None
 
 
+class ValidateConfig(_Strict):
+    """Validation while fine-tuning: when, which weights are kept, when to stop.
+
+    Validation runs every `every_steps` optimizer steps, else every `every_epochs` epochs (default 1), and at
+    the last step; `select: best` keeps the weights of the best validation score of the task's primary metric
+    (`last`: the final weights); `patience` ends the run after that many validations without an improvement of
+    more than `min_delta`."""
+
+    every_steps: int | None = Field(None, ge=1)
+    every_epochs: float | None = Field(None, gt=0)
+    select: Literal["best", "last"] = "best"
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    batch_size: int | None = Field(None, ge=1, description="validation batch size (default: the training one)")
+
+    @model_validator(mode="after")
+    def _one_schedule(self):
+        if self.every_steps is not None and self.every_epochs is not None:
+            raise ValueError("give every_steps or every_epochs, not both")
+        return self
+
+
 class FinetuneConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
     task: Task
     model: str
     model_overrides: dict[str, Any] = {}
@@ -259,7 +283,15 @@ class FinetuneConfig(_Strict):
     class_weights: list[float] | Literal["auto"] | None = None
     ignore_index: int = 255
     train_split: str = "train"
-    val_split: str = "val"
+    val_split: str | None = Field(None, description="the stored split to validate on; 'train': a hold-out of "
+                                  "the training split (val_holdout of its scenes, by a hash of their ids); "
+                                  "default: the task's ('val', or 'train' for SegMunich and OSCD)")
+    val_holdout: float = Field(0.1, gt=0, lt=1, description="fraction of training scenes held out (val_split: train)")
+    validation: ValidateConfig | None = Field(ValidateConfig(), alias="validate",
+                                              description="params key `validate`; null: no validation, last weights")
+    thresholds: Literal["per_class", "global"] | float = Field(
+        "per_class", description="multi-label decision thresholds: chosen per class or one global on the "
+        "validation split to maximise F1, or a fixed probability")
     shards: str = "data/shards"
     out: str | None = None  # default: models/<task>
 
@@ -288,14 +320,25 @@ class FinetuneConfig(_Strict):
                 raise ValueError("class weights are all 0")
         return v
 
+    @field_validator("thresholds")
+    @classmethod
+    def _threshold(cls, v):
+        if not isinstance(v, str) and not 0 < v < 1:
+            raise ValueError(f"a fixed threshold must lie strictly between 0 and 1, got {v}")
+        return v
+
     @model_validator(mode="after")
     def _class_count(self):
-        want = FIXED_CLASS_COUNT.get(self.task)
+        task = get_task(self.task)
+        want = task.fixed_classes
         if isinstance(self.class_weights, list) and want is not None and len(self.class_weights) != want:
             raise ValueError(f"the {self.task} task has {want} classes but class_weights has "
                              f"{len(self.class_weights)} values")
-        if self.class_weights is not None and self.task in ("classification", "multilabel"):
-            raise ValueError(f"class_weights apply to segmentation and change detection, not to {self.task}")
+        if self.class_weights is not None and not task.class_weights:
+            allowed = ", ".join(n for n in TASKS if get_task(n).class_weights)
+            raise ValueError(f"class_weights apply to {allowed}, not to {self.task}")
+        if "thresholds" in self.model_fields_set and not task.multilabel:
+            raise ValueError(f"thresholds apply to multi-label tasks, not to {self.task}")
         return self
 
     @model_validator(mode="after")
@@ -309,6 +352,8 @@ class FinetuneConfig(_Strict):
             self.corpus = self.task
         if self.out is None:
             self.out = f"models/{self.task}"
+        if self.val_split is None:
+            self.val_split = get_task(self.task).val_split
         if self.mode == "scratch":
             self.pretrained = None
         return self

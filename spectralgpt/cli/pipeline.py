@@ -44,6 +44,22 @@ def task_config(p, task: str):
         raise typer.Exit(2) from None
 
 
+def task_option() -> str:
+    """--task, one of the downstream tasks (`spectralgpt.tasks`); the CLI loads them only when asked."""
+    from spectralgpt.tasks import FINETUNE_TASKS
+
+    def check(value: str) -> str:
+        if value not in FINETUNE_TASKS:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(FINETUNE_TASKS)}")
+        return value
+
+    return typer.Option(..., help="a downstream task: classification | multilabel | segmentation | change, or "
+                        "any other module of spectralgpt.tasks", callback=check)
+
+
+TASK = task_option()
+
+
 def mlflow_callbacks() -> list:
     """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun)."""
     import os
@@ -113,7 +129,7 @@ def pretrain(params: Path = PARAMS, set_: list[str] = SET) -> None:
 
 
 @app.command()
-def finetune(task: str = typer.Option(..., help="classification | multilabel | segmentation | change"),
+def finetune(task: str = TASK,
              params: Path = PARAMS, set_: list[str] = SET) -> None:
     """Fine-tune the pretrained encoder for one downstream task. Runs under torchrun for DDP."""
     from spectralgpt.training.distributed import cleanup, init_from_env
@@ -128,7 +144,7 @@ def finetune(task: str = typer.Option(..., help="classification | multilabel | s
 
 
 @app.command()
-def evaluate(task: str = typer.Option(..., help="classification | multilabel | segmentation | change"),
+def evaluate(task: str = TASK,
              params: Path = PARAMS, set_: list[str] = SET) -> None:
     """Evaluate a fine-tuned model on the held-out split; writes reports/<task>/."""
     from spectralgpt.stages.evaluate import evaluate as run

@@ -339,6 +339,34 @@ class ChangeDetectionDataset(SegmentationDataset):
         return [self._norm(self._read(indices)), self._norm(self._read(indices, "image2"))]
 
 
+class Rows(Dataset):
+    """`dataset` restricted to some of its rows (a validation hold-out and the rest): batches are the dataset's
+    batches of those rows; everything else (recipe, size, finish) is the dataset's."""
+
+    def __init__(self, dataset, rows):
+        self.dataset, self.rows = dataset, [int(r) for r in rows]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getattr__(self, name):
+        if name in ("dataset", "rows"):  # not set yet (unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def _of(self, indices):
+        return [self.rows[int(i)] for i in indices]
+
+    def batch(self, indices):
+        return self.dataset.batch(self._of(indices))
+
+    def prepare(self, indices, generator: torch.Generator | None = None):
+        return self.dataset.prepare(self._of(indices), generator)
+
+    def __getitem__(self, idx):
+        return self.dataset[self.rows[int(idx)]]
+
+
 def make_loader(dataset: ShardTaskDataset, batch_size: int, *, shuffle: bool = True, num_workers: int = 0,
                 drop_last: bool = False, persistent_workers: bool | None = None, defer: bool = False,
                 **kw):

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 
 from spectralgpt.device import resolve_device
-from spectralgpt.evaluation.metrics import task_metrics
 from spectralgpt.evaluation.report import save_report
 from spectralgpt.io.shards import ShardCorpus
 from spectralgpt.models import load_model
-from spectralgpt.training.tasks import task_dataset
+from spectralgpt.tasks import get_task
+from spectralgpt.training.distributed import rank_world
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,29 @@ class Scenes:
                 yield (acc / count.clamp_min(1)).clamp_min(1e-12).log()[None], mask[None]
 
 
+def predictions(model, task, dataset, batch_size: int, indices=None):
+    """(indices, logits as float32 on the CPU, target) for every batch of `dataset` (or of its `indices`)."""
+    device = next(model.parameters()).device
+    rows = list(range(len(dataset))) if indices is None else list(indices)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        batch = dataset.batch(chunk)
+        target = batch[task.target]
+        logits = task.forward(model, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        yield chunk, logits.float().cpu(), target
+
+
+@torch.no_grad()
+def validate(model, task, dataset, num_classes: int, extra: dict | None = None, batch_size: int = 32) -> dict:
+    """The task's metrics of `model` on `dataset` (its stored tiles or images, one by one), as scalars. Under DDP
+    each rank scores every world-th item and the metric states are summed across ranks."""
+    rank, world = rank_world()
+    metrics = task.metrics(num_classes, extra)
+    for _, logits, target in predictions(model, task, dataset, batch_size, range(rank, len(dataset), world)):
+        metrics.update(logits, target)
+    return {k: v for k, v in metrics.compute().items() if not isinstance(v, list)}
+
+
 @torch.no_grad()
 def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test", batch_size: int = 32,
              out_dir: str | Path | None = None, legacy: dict | None = None, device: str = "auto") -> dict:
@@ -63,44 +86,33 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
     model, meta = load_model(model_dir)
     model.to(device)
     extra = meta.get("extra") or {}
-    task = extra.get("task")
-    if task is None:
+    if extra.get("task") is None:
         raise ValueError(f"{model_dir} records no task: not a fine-tuned model")
+    task = get_task(extra["task"])
     corpus = ShardCorpus(corpus_dir, split=split)
     if len(corpus) == 0:
         raise ValueError(f"{corpus_dir} has no {split!r} samples to evaluate on")
-    dataset = task_dataset(task, corpus, model.cfg.img_size, train=False, recipe=meta.get("normalization") or "auto")
+    dataset = task.dataset(corpus, model.cfg.img_size, train=False, recipe=meta.get("normalization") or "auto")
     num_classes = model.cfg.num_classes
     options = dict(legacy or {})
-    if task in ("segmentation", "change"):
-        options.setdefault("ignore_index", extra.get("ignore_index", 255))
-    if task in ("multilabel", "change"):
-        options.setdefault("inputs", "logits")
     per_tile = bool(options.pop("oscd_legacy_patch_eval", False))
-    metrics = task_metrics(task, num_classes, **options)
-    stitch = task in ("segmentation", "change") and not per_tile and dataset.size == corpus.size
-    scenes = Scenes(corpus, options.get("ignore_index", 255)) if stitch else None
-    for start in range(0, len(dataset), batch_size):
-        indices = list(range(start, min(start + batch_size, len(dataset))))
-        batch = dataset.batch(indices)
-        x = batch["image"].to(device)
-        if task == "change":
-            logits = model(x, batch["image2"].to(device))
-            target = batch["mask"]
-        elif task == "segmentation":
-            logits, target = model(x), batch["mask"]
-        else:
-            logits, target = model(x), batch["label"]
+    metrics = task.metrics(num_classes, extra, **options)
+    stitch = task.dense and not per_tile and dataset.size == corpus.size
+    ignore = {**task.metric_options(extra), **options}.get("ignore_index", 255)
+    scenes = Scenes(corpus, ignore) if stitch else None
+    for indices, logits, target in predictions(model, task, dataset, batch_size):
         if scenes is not None:
-            for done in scenes.add(indices, logits.float().softmax(1).cpu(), target):
+            for done in scenes.add(indices, logits.softmax(1), target):
                 metrics.update(*done)
         else:
-            metrics.update(logits.float().cpu(), target)
+            metrics.update(logits, target)
     values = metrics.compute()
     values.update(data_version=corpus.content_digest, split=split, num_items=len(dataset),
-                  primary_metric=metrics.primary,
-                  scored_on="scenes" if scenes is not None else ("tiles" if task in ("segmentation", "change") else "images"))
+                  primary_metric=task.primary_metric,
+                  scored_on="scenes" if scenes is not None else ("tiles" if task.dense else "images"))
     if out_dir is not None:
-        save_report(values, out_dir, task, class_names=extra.get("class_names"), confusion=metrics.confusion_matrix())
-    log.info("%s on %s/%s: %s = %s", task, Path(corpus_dir).name, split, metrics.primary, values[metrics.primary])
+        save_report(values, out_dir, task.name, class_names=extra.get("class_names") or task.class_names,
+                    confusion=metrics.confusion_matrix())
+    log.info("%s on %s/%s: %s = %s", task.name, Path(corpus_dir).name, split, task.primary_metric,
+             values[task.primary_metric])
     return values

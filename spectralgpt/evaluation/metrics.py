@@ -184,8 +184,11 @@ class TaskMetrics:
         preds = torch.as_tensor(preds).detach().to(self.device)
         target = torch.as_tensor(target).detach().to(self.device)
         preds, target = self._prepare(preds, target)
-        self._metrics.update(preds, target)
+        self._update(preds, target)
         self._updates += 1
+
+    def _update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self._metrics.update(preds, target)
 
     def compute(self) -> dict[str, Any]:
         if self._updates == 0:
@@ -309,7 +312,9 @@ class MultilabelMetrics(TaskMetrics):
     Keys: ``micro_map`` and ``macro_map`` (average precision over the whole set; AP is computed exactly from
     stored scores unless ``ap_thresholds`` bins them to bound memory), ``per_class_ap`` (None for a class
     without any positive target: its AP is undefined; ``macro_map`` averages the defined ones), ``micro_f1``,
-    ``macro_f1`` (sigmoid probability > ``threshold``), ``per_class_support`` (positives per class),
+    ``macro_f1`` (a class is predicted when its probability is >= its threshold: ``threshold`` is one number or
+    one per class, e.g. the thresholds chosen on the validation split and saved with the model),
+    ``per_class_threshold``, ``per_class_support`` (positives per class),
     ``num_samples``. With ``map_per_batch=True`` see the module docstring (legacy, bug 11).
     """
 
@@ -319,7 +324,7 @@ class MultilabelMetrics(TaskMetrics):
         self,
         num_classes: int,
         *,
-        threshold: float = 0.5,
+        threshold: float | Sequence[float] = 0.5,
         inputs: Inputs = "auto",
         map_per_batch: bool = False,
         ap_thresholds: int | None = None,
@@ -327,24 +332,42 @@ class MultilabelMetrics(TaskMetrics):
     ) -> None:
         super().__init__()
         _check_choice("inputs", inputs, ("auto", "logits", "probs"))
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold={threshold} must lie strictly between 0 and 1")
+        thresholds = torch.as_tensor(threshold, dtype=torch.float32).flatten()
+        if thresholds.numel() not in (1, num_classes) or not bool(((thresholds > 0) & (thresholds < 1)).all()):
+            raise ValueError(f"threshold={threshold} must be one number or {num_classes}, strictly between 0 and 1")
         self.num_classes = num_classes
         self.threshold = threshold
+        self.thresholds = thresholds.expand(num_classes).clone()
         self.inputs = inputs
         self.map_per_batch = map_per_batch
         kw = dict(num_labels=num_classes, validate_args=validate_args)
-        metrics: dict[str, Metric] = {
+        scores: dict[str, Metric] = {
             "micro_map": MultilabelAveragePrecision(average="micro", thresholds=ap_thresholds, **kw),
             "per_class_ap": MultilabelAveragePrecision(average="none", thresholds=ap_thresholds, **kw),
-            "micro_f1": MultilabelF1Score(average="micro", threshold=threshold, **kw),
-            "macro_f1": MultilabelF1Score(average="macro", threshold=threshold, **kw),
-            "stat_scores": MultilabelStatScores(average="none", threshold=threshold, **kw),
-            "confusion_matrix": MultilabelConfusionMatrix(threshold=threshold, **kw),
         }
         if map_per_batch:
-            metrics["micro_map_per_batch"] = _BatchWeightedMicroAP(num_classes)
-        self._metrics = _collection(metrics, [["micro_map", "per_class_ap"]])
+            scores["micro_map_per_batch"] = _BatchWeightedMicroAP(num_classes)
+        self._metrics = _collection(scores, [["micro_map", "per_class_ap"]])
+        # the thresholded metrics see the decisions (0/1), so that per-class thresholds apply
+        self._decisions = _collection({
+            "micro_f1": MultilabelF1Score(average="micro", **kw),
+            "macro_f1": MultilabelF1Score(average="macro", **kw),
+            "stat_scores": MultilabelStatScores(average="none", **kw),
+            "confusion_matrix": MultilabelConfusionMatrix(**kw),
+        }, [["stat_scores"], ["micro_f1"], ["macro_f1"], ["confusion_matrix"]])
+
+    def to(self, device):
+        super().to(device)
+        self._decisions = self._decisions.to(device)
+        return self
+
+    def reset(self) -> None:
+        super().reset()
+        self._decisions.reset()
+
+    def _update(self, preds, target):
+        self._metrics.update(preds, target)
+        self._decisions.update((preds >= self.thresholds.to(preds.device)).long(), target)
 
     def _prepare(self, preds, target):
         self._check_scores(preds, "multilabel")
@@ -355,14 +378,14 @@ class MultilabelMetrics(TaskMetrics):
         return self._to_probs(preds, self.inputs, torch.sigmoid), target.long()
 
     def confusion_matrix(self) -> np.ndarray:
-        """Per-class 2x2 matrices (C, 2, 2): [[tn, fp], [fn, tp]] at `threshold`."""
-        return super().confusion_matrix()
+        """Per-class 2x2 matrices (C, 2, 2): [[tn, fp], [fn, tp]] at the thresholds."""
+        return self._decisions["confusion_matrix"].compute().cpu().numpy().astype(np.int64)
 
     def _compute(self):
         with warnings.catch_warnings():
             # a class without positives: handled below (its AP is reported as undefined)
             warnings.filterwarnings("ignore", message="No positive samples found in target")
-            out = self._metrics.compute()
+            out = {**self._metrics.compute(), **self._decisions.compute()}
         stats = out["stat_scores"]  # (C, 5): tp, fp, tn, fn, support
         support = stats[:, 4]
         per_class_ap = torch.where(support > 0, out["per_class_ap"].double(), torch.nan)
@@ -378,6 +401,7 @@ class MultilabelMetrics(TaskMetrics):
             macro_f1=out["macro_f1"],
             num_samples=int(stats[0, :4].sum()),
             per_class_ap=per_class_ap,
+            per_class_threshold=self.thresholds.double(),
             per_class_support=support,
         )
         return values

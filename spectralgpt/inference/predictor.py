@@ -1,5 +1,6 @@
 """A saved model plus the preprocessing it was trained with: bands selected by name, the normalisation
-recipe recorded in its config.json, and task-appropriate outputs (probabilities)."""
+recipe recorded in its config.json, and its task's outputs: probabilities, and the decisions (`decide`) with
+the settings saved with the model (multi-label thresholds chosen on the validation split)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from spectralgpt.bands import canonical_list, select_bands
 from spectralgpt.data.normalize import MinMax, Recipe
 from spectralgpt.device import resolve_device
 from spectralgpt.models import load_model
-
-TASK_OF_KIND = {"segmentation": "segmentation", "change": "change"}
+from spectralgpt.tasks import task_of_model
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -43,9 +43,9 @@ class Predictor:
         self.bands = tuple(meta.get("bands") or self.cfg.bands)
         norm = meta.get("normalization")
         self.recipe: Recipe = Recipe.from_dict(norm) if norm else MinMax()
-        extra = meta.get("extra") or {}
-        self.task = extra.get("task") or ("multilabel" if self.cfg.multilabel else TASK_OF_KIND.get(self.cfg.kind, self.cfg.kind))
-        self.class_names = extra.get("class_names")
+        self.extra = meta.get("extra") or {}
+        self.task = task_of_model(self.cfg, self.extra)
+        self.class_names = self.extra.get("class_names") or self.task.class_names
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> "Predictor":
@@ -85,17 +85,21 @@ class Predictor:
         """Normalised input -> probabilities: (B, K) for classifiers, (B, K, H, W) for dense models."""
         with self._autocast():
             logits = self._logits(x, x2)
-        logits = logits.float()
-        return torch.sigmoid(logits) if self.cfg.multilabel else torch.softmax(logits, dim=1)
+        return self.task.probabilities(logits)
 
     def _logits(self, x: torch.Tensor, x2: torch.Tensor | None) -> torch.Tensor:
-        if self.cfg.kind == "change":
-            if x2 is None:
-                raise ValueError("a change-detection model needs two dates")
-            return self.model(x, x2)
-        if self.cfg.kind == "mae":
+        if not self.task.predicts:
             raise ValueError("an MAE pretraining model has no prediction head; use embed()")
-        return self.model(x)
+        if self.task.dates == 2 and x2 is None:
+            raise ValueError("a change-detection model needs two dates")
+        return self.task.forward(self.model, {"image": x, "image2": x2})
+
+    def decide(self, probs, dim: int = 1):
+        """Probabilities (numpy or torch, class axis `dim`) -> the task's decisions with the model's saved
+        settings: class indices, or multi-hot for multi-label models (its thresholds, as evaluation applies)."""
+        t = torch.as_tensor(probs)
+        out = self.task.decide(t, self.extra, dim=dim)
+        return out.numpy() if isinstance(probs, np.ndarray) else out
 
     @torch.inference_mode()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

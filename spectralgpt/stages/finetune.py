@@ -4,28 +4,37 @@ change detection) on the pretrained encoder, by full fine-tuning, linear probing
 The run folder ``runs/finetune/<task>/`` is keyed by content: the training split's content digest, the digest
 of the pretrained weights and the settings. A new encoder or new training data never resumes an old run; the
 model is seeded before its head is drawn, so the same inputs give bit-identical weights.
+
+Validation: the task's metrics on `val_split` every epoch (or N steps, `validate`), the best weights by the
+task's primary metric kept (or the last), optional early stopping; a task without a stored validation split
+(SegMunich, OSCD: `val_split: train`) holds out `val_holdout` of its training scenes, chosen by a hash of the
+scene ids, and trains on the rest. The validation state is part of every checkpoint, so a killed run resumes
+exactly. Decision settings (multi-label thresholds) are then chosen on the same validation data and saved with
+the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from spectralgpt.config import FinetuneConfig
+from spectralgpt.data.datasets import Rows
+from spectralgpt.evaluation.evaluate import predictions, validate
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.shards import ShardCorpus
 from spectralgpt.models import create_model, load_pretrained, model_config, model_digest, save_model
 from spectralgpt.stages.runs import open_run, settings_digest
+from spectralgpt.tasks import get_task
 from spectralgpt.training.distributed import is_main
 from spectralgpt.training.engine import fit
 from spectralgpt.training.history import History, write_csv
-from spectralgpt.training.tasks import (change_step, classification_step, multilabel_step,
-                                        published_change_weights, segmentation_step, task_dataset)
+from spectralgpt.training.validation import Validation
 
 log = logging.getLogger(__name__)
 HEAD_PREFIXES = ("head.", "fc.", "pyramid.", "decode_head.")
@@ -46,38 +55,39 @@ def open_corpus(cfg: FinetuneConfig, split: str | None) -> ShardCorpus:
     return corpus
 
 
-def num_classes_of(task: str, manifest: dict) -> int:
-    names = manifest.get("class_names") or []
-    if task == "multilabel":
-        return int(manifest["num_labels"])
-    if task == "change":
-        return 2
-    if not names:
-        raise ValueError(f"the {task} corpus records no class names")
-    return len(names)
+def holdout_rows(corpus: ShardCorpus, fraction: float) -> tuple[list[int], list[int]]:
+    """(training rows, held-out rows): the scenes (index column `sample`, else the item) whose SHA-256 of their
+    id falls below `fraction` are held out, with all their tiles; at least one scene on each side."""
+    index = corpus.index
+    ids = (index["sample"] if "sample" in index.columns else index["id"]).astype(str).tolist()
+    key = {s: int(hashlib.sha256(s.encode()).hexdigest()[:12], 16) / 16 ** 12 for s in set(ids)}
+    if len(key) < 2:
+        raise ValueError(f"corpus {corpus.path} has {len(key)} scene(s): too few to hold one out for validation")
+    ranked = sorted(key, key=key.get)
+    held = {s for s in ranked if key[s] < fraction} or {ranked[0]}
+    if len(held) == len(ranked):
+        held.discard(ranked[-1])
+    val = [i for i, s in enumerate(ids) if s in held]
+    return [i for i, s in enumerate(ids) if s not in held], val
 
 
-def change_fraction(corpus: ShardCorpus) -> float:
-    changed = total = 0
-    for i in range(len(corpus)):
-        m = np.asarray(corpus[i]["label"])
-        changed += int((m == 1).sum())
-        total += int(((m == 0) | (m == 1)).sum())
-    return changed / max(total, 1)
-
-
-def build_step(cfg: FinetuneConfig, num_classes: int, corpus: ShardCorpus):
-    if cfg.task == "classification":
-        return classification_step(num_classes, cfg.label_smoothing, cfg.mixup, cfg.cutmix)
-    if cfg.task == "multilabel":
-        return multilabel_step()
-    weights = cfg.class_weights
-    if cfg.task == "change":
-        if weights == "auto":
-            weights = published_change_weights(change_fraction(corpus))
-            log.info("change-detection class weights (published formula): %s", weights)
-        return change_step(weights, cfg.ignore_index)
-    return segmentation_step(cfg.ignore_index, None if weights == "auto" else weights)
+def splits_of(cfg: FinetuneConfig, task, size: int):
+    """(training dataset, validation dataset or None): `val_split` stored on its own, or a hold-out of train."""
+    corpus = open_corpus(cfg, cfg.train_split)
+    train = task.dataset(corpus, size, train=True)
+    if cfg.validation is None:
+        return corpus, train, None
+    recipe = train.recipe.to_dict() if train.recipe else "auto"  # validation preprocesses as training does
+    if cfg.val_split != "train":
+        root = Path(cfg.shards) / cfg.corpus
+        if not (root / cfg.val_split / "manifest.json").exists():
+            raise ValueError(f"corpus {cfg.corpus!r} stores no {cfg.val_split!r} split to validate on; set "
+                             f"finetune.{cfg.task}.val_split: train to hold out part of the training split")
+        return corpus, train, task.dataset(open_corpus(cfg, cfg.val_split), size, train=False, recipe=recipe)
+    keep, held = holdout_rows(corpus, cfg.val_holdout)
+    log.info("%s: validating on %d of %d training items (val_split: train, val_holdout %.2f)", cfg.task,
+             len(held), len(corpus), cfg.val_holdout)
+    return corpus, Rows(train, keep), Rows(task.dataset(corpus, size, train=False, recipe=recipe), held)
 
 
 def run_inputs(cfg: FinetuneConfig, corpus: ShardCorpus) -> dict:
@@ -90,14 +100,15 @@ def run_inputs(cfg: FinetuneConfig, corpus: ShardCorpus) -> dict:
 def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: str | Path = "reports",
              callbacks=()) -> FinetuneResult:
     arch = model_config(cfg.model, **cfg.model_overrides)  # the config validated it against the task
-    corpus = open_corpus(cfg, cfg.train_split)
-    manifest = corpus.manifest
-    num_classes = num_classes_of(cfg.task, manifest)
+    task = get_task(cfg.task)
     size = cfg.img_size or arch.img_size
+    corpus, dataset, val_data = splits_of(cfg, task, size)
+    manifest = corpus.manifest
+    num_classes = task.num_classes(manifest)
     inputs = run_inputs(cfg, corpus)
     run_dir = open_run(Path(work) / cfg.task, inputs)
     torch.manual_seed(cfg.train.seed)  # the head's initial weights are part of what a seed reproduces
-    model = create_model(cfg.model, num_classes=num_classes, multilabel=cfg.task == "multilabel", img_size=size,
+    model = create_model(cfg.model, num_classes=num_classes, multilabel=task.multilabel, img_size=size,
                          **cfg.model_overrides)
     load_report = None
     if cfg.pretrained:
@@ -106,22 +117,48 @@ def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: s
     if cfg.mode == "linear_probe":
         for name, p in model.named_parameters():
             p.requires_grad = name.startswith(HEAD_PREFIXES)
-    dataset = task_dataset(cfg.task, corpus, size, train=True)
     history = History(run_dir / "history.jsonl", task=cfg.task)
-    result = fit(model, build_step(cfg, num_classes, corpus), dataset, cfg.train, run_dir, [history, *callbacks],
-                 inputs=inputs)
+    extra = {"ignore_index": cfg.ignore_index}
+    validation = None
+    if val_data is not None:
+        v = cfg.validation
+        batch = v.batch_size or cfg.train.batch_size
+        validation = Validation(lambda m: validate(m, task, val_data, num_classes, extra, batch),
+                                task.primary_metric, v.every_steps, v.every_epochs, v.select, v.patience, v.min_delta)
+    result = fit(model, task.step(cfg, num_classes, corpus), dataset, cfg.train, run_dir, [history, *callbacks],
+                 inputs=inputs, validation=validation)
     rows = history.rows()
+    val = result.validation or {}
     metrics = {"train_loss": rows[-1]["loss"] if rows else None, "images_per_second": result.images_per_second,
-               "steps": result.steps}
+               "steps": result.steps, **{k: val.get(k) for k in ("val_metric", "best_val", "best_step")}}
+    if val:
+        metrics.update(select=cfg.validation.select, stopped_early=val["stopped_early"])
     lineage = {"train_digest": inputs["train_data"], "pretrained_digest": inputs["pretrained"],
                "settings_digest": inputs["settings"]}
     if is_main():
         model.eval()
+        decisions = calibrate(model, task, val_data, cfg) if val_data is not None else {}
         save_model(model, cfg.out, normalization=dataset.recipe.to_dict() if dataset.recipe else None,
                    extra={"task": cfg.task, "class_names": manifest.get("class_names"), "mode": cfg.mode,
-                          "pretrained": cfg.pretrained, "ignore_index": cfg.ignore_index, "lineage": lineage,
-                          "load_report": str(load_report) if load_report else None})
+                          "pretrained": cfg.pretrained, **extra, "lineage": lineage,
+                          "load_report": str(load_report) if load_report else None,
+                          **{k: metrics[k] for k in ("val_metric", "best_val", "best_step")}, **decisions})
         out = Path(reports) / cfg.task
         write_csv(rows, out / "train_history.csv")
+        write_csv(val.get("history") or [], out / "val_history.csv")
         atomic_write_text(out / "train_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return FinetuneResult(Path(cfg.out), metrics, rows, lineage)
+
+
+@torch.no_grad()
+def calibrate(model, task, val_data, cfg: FinetuneConfig) -> dict:
+    """The task's decision settings (multi-label thresholds) chosen on the validation predictions of the
+    selected weights."""
+    if not task.calibrated:
+        return {}
+    batch = (cfg.validation.batch_size if cfg.validation else None) or cfg.train.batch_size
+    probs, targets = [], []
+    for _, logits, target in predictions(model, task, val_data, batch):
+        probs.append(task.probabilities(logits))
+        targets.append(target)
+    return task.calibrate(torch.cat(probs), torch.cat(targets), cfg)

@@ -30,7 +30,7 @@ from spectralgpt.stages.runs import open_run, settings_digest
 from spectralgpt.training.distributed import is_main
 from spectralgpt.training.engine import Callback, fit
 from spectralgpt.training.history import History, write_csv
-from spectralgpt.training.tasks import mae_step, task_dataset
+from spectralgpt.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def stage_inputs(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | 
 
 def fixed_images(corpus: ShardCorpus, size: int) -> torch.Tensor:
     """The same few images in every figure of a stage."""
-    return task_dataset("pretrain", corpus, size, train=False).batch(list(range(min(4, len(corpus)))))["image"]
+    return get_task("pretrain").dataset(corpus, size, train=False).batch(list(range(min(4, len(corpus)))))["image"]
 
 
 def run_stage(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | None, sdir: Path, callbacks) -> None:
@@ -77,11 +77,12 @@ def run_stage(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | Non
     model = create_model(cfg.model, img_size=stage.img_size, **cfg.model_overrides)
     if start:
         log.info("stage %s starts from %s: %s", stage.name, start, load_pretrained(model, start))
-    dataset = task_dataset("pretrain", corpus, stage.img_size, train=True)
+    task = get_task("pretrain")
+    dataset = task.dataset(corpus, stage.img_size, train=True)
     fixed = fixed_images(corpus, stage.img_size)
     figures = Figures(model, fixed, sdir / "figures", cfg.mask_ratio, cfg.figures_every)
     history = History(sdir / "history.jsonl", stage=stage.name)
-    fit(model, mae_step(cfg.mask_ratio), dataset, train, sdir, [history, figures, *callbacks], inputs=inputs)
+    fit(model, task.step(cfg), dataset, train, sdir, [history, figures, *callbacks], inputs=inputs)
     if is_main():
         save_reconstruction_figure(model, fixed.to(next(model.parameters()).device), figures.folder / "final.png",
                                    cfg.mask_ratio)

@@ -120,6 +120,11 @@ class MlflowLogger(Callback):
         if self._since_flush >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
+    def on_validation(self, step: int, logs: dict) -> None:
+        """Validation metrics as ``val.*`` curves by training step, beside the ``train.*`` loss."""
+        self._add({k: v for k, v in logs.items() if k not in ("step", "best")}, step, prefix="val")
+        self.flush()
+
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._add(logs, epoch, prefix="epoch")
         self.flush()

@@ -181,9 +181,7 @@ def _batch_size(params: dict, policy: ServePolicy) -> int:
 
 def class_names_of(predictor) -> list[str]:
     k = predictor.cfg.num_classes if hasattr(predictor.cfg, "num_classes") else None
-    names = predictor.class_names
-    if predictor.cfg.kind == "change" and not names:
-        names = ["no_change", "change"]
+    names = predictor.class_names  # the saved ones, else the task's (change detection: no_change, change)
     if not names:
         names = [f"class_{i}" for i in range(int(k or 0))]
     return [str(n) for n in names]
@@ -264,7 +262,7 @@ class SpectralGPTPyfunc(PythonModel):
         return np.stack(arrays)
 
     def _from_paths(self, df: pd.DataFrame, band_order, batch_size: int, policy: ServePolicy) -> np.ndarray:
-        change = self.predictor.cfg.kind == "change"
+        change = self.predictor.task.dates == 2
         if change and "path2" not in df.columns:
             raise RequestError("a change-detection model needs a `path2` column (the second date) beside `path`")
         size = self.predictor.size
@@ -288,12 +286,8 @@ class SpectralGPTPyfunc(PythonModel):
         dense = probs.ndim == 4
         for k, name in enumerate(names):
             table[name] = [p[k].tolist() for p in probs] if dense else probs[:, k]
-        if dense:
-            table["predicted"] = [p.argmax(0).tolist() for p in probs]
-        elif self.predictor.cfg.multilabel:
-            table["predicted"] = [";".join(n for n, v in zip(names, p) if v >= 0.5) for p in probs]
-        else:
-            table["predicted"] = [names[int(i)] for i in probs.argmax(1)]
+        decisions = self.predictor.decide(probs)  # the task's decision with the model's saved thresholds
+        table["predicted"] = [d.tolist() for d in decisions] if dense else self.predictor.task.labels(decisions, names)
         return table
 
     # ------------------------------------------------------------------------------------- predict
@@ -331,7 +325,7 @@ class SpectralGPTPyfunc(PythonModel):
             x2 = None if x2 is None else self._array(x2, "image2", bands, policy)
         else:
             x, x2 = self._array(model_input, "input", bands, policy), None
-        if p.cfg.kind == "change" and x2 is None:
+        if p.task.dates == 2 and x2 is None:
             raise RequestError("a change-detection model needs two dates: pass {'image': ..., 'image2': ...}")
         if x2 is not None and x2.shape != x.shape:
             raise RequestError(f"image2 has shape {x2.shape}, image has {x.shape}: the two dates must match")
@@ -349,14 +343,19 @@ class SpectralGPTPyfunc(PythonModel):
 
 def recipe_of(model_dir: str | os.PathLike) -> dict:
     """The preprocessing recipe stored with a model folder, as logged beside the pyfunc model."""
+    from spectralgpt.models.config import ModelConfig
+    from spectralgpt.tasks import task_of_model
+
     meta = read_config(model_dir)
     arch, extra = meta["model"], meta.get("extra") or {}
+    task = task_of_model(ModelConfig(**arch), extra)
     return {"bands": meta.get("bands") or arch.get("bands"), "normalization": meta.get("normalization"),
             "img_size": arch.get("img_size"), "kind": arch.get("kind"), "multilabel": arch.get("multilabel", False),
-            "task": extra.get("task"), "class_names": extra.get("class_names"),
+            "task": task.name, "class_names": extra.get("class_names") or task.class_names, "dense": task.dense,
+            "thresholds": extra.get("thresholds"),
             "inputs": "raw reflectance: array (B, C, H, W); dict {image, image2, bands}; DataFrame {path, path2} "
                       f"of GeoTIFFs inside the server's {ROOTS_ENV}; larger images are centre-cropped to img_size",
-            "outputs": "probabilities (B, K) for classifiers, (B, K, H, W) for dense tasks"}
+            "outputs": task.outputs}
 
 
 def signature_of(recipe: dict, num_outputs: int) -> ModelSignature:
@@ -368,7 +367,7 @@ def signature_of(recipe: dict, num_outputs: int) -> ModelSignature:
     the model metadata; `predict` validates them with messages that name the problem.
     """
     s = int(recipe["img_size"])
-    dense = recipe["kind"] in ("segmentation", "change")
+    dense = recipe["dense"]
     out_shape = (-1, num_outputs, s, s) if dense else (-1, num_outputs)
     params = ParamSchema([ParamSpec("bands", "string", list(recipe["bands"]), (-1,)),
                           ParamSpec("batch_size", "long", 16)])

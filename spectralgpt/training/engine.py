@@ -28,6 +28,7 @@ from spectralgpt.training.config import TrainConfig
 from spectralgpt.training.distributed import all_gather, barrier, rank_world
 from spectralgpt.training.optim import lr_at, param_groups
 from spectralgpt.training.sampler import ResumableBatches, SeededBatches
+from spectralgpt.training.validation import Validation, ValidationState, run_validation
 
 log = logging.getLogger(__name__)
 StepFn = Callable[[nn.Module, dict], tuple[torch.Tensor, dict]]
@@ -38,6 +39,7 @@ class Callback:
 
     def on_train_start(self, info: dict) -> None: ...
     def on_step(self, step: int, logs: dict) -> None: ...
+    def on_validation(self, step: int, logs: dict) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict) -> None: ...
     def on_checkpoint(self, step: int, path: Path) -> None: ...
     def on_train_end(self, result: "FitResult") -> None: ...
@@ -53,6 +55,8 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     checkpoint: Path | None = None
     resumed_from: Path | None = None
+    #: with validation: val_metric, best_val, best_step, stopped_early, validations, and every validation row
+    validation: dict | None = None
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
@@ -83,11 +87,15 @@ def batch_size_of(batch) -> int:
 
 
 def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: str | Path,
-        callbacks: Sequence[Callback] = (), resume: bool = True, inputs: dict | None = None) -> FitResult:
+        callbacks: Sequence[Callback] = (), resume: bool = True, inputs: dict | None = None,
+        validation: Validation | None = None) -> FitResult:
     """Train `model` with `step_fn` over `dataset`; checkpoints go to `out_dir`/checkpoints.
 
     `inputs` names the content digests the run is computed from (data, starting weights, settings); every
-    checkpoint records them and only a checkpoint with the same inputs is resumed (see `state.load_latest`)."""
+    checkpoint records them and only a checkpoint with the same inputs is resumed (see `state.load_latest`).
+    `validation`: validate on its schedule and at the last step (every rank calls its `evaluate`), keep the best
+    weights (`select="best"`: `model` holds them when fit returns) and stop early after `patience` validations
+    without improvement; its state travels in every checkpoint, so resuming stays exact."""
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     rank, world = rank_world()
@@ -113,7 +121,7 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
                          f"accum_iter={cfg.accum_iter}")
     total_steps = total_micro // cfg.accum_iter
 
-    micro, resumed_from = 0, None
+    micro, resumed_from, val = 0, None, ValidationState()
     if resume and (found := ckpt.load_latest(ckpt_dir, inputs)):
         state, resumed_from = found
         core.load_state_dict(state["model"])
@@ -122,6 +130,7 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
         ranks = state.get("rng_ranks") or [state["rng"]]
         ckpt.set_rng_state(ranks[rank] if len(ranks) == world else state["rng"])
         micro = int(state["micro_step"])
+        val = ValidationState.from_dict(state.get("validation"))
         log.info("resumed from %s at step %d/%d", resumed_from, micro // cfg.accum_iter, total_steps)
     # The DataLoader's own seed comes from a private generator, so creating an iterator mid-epoch (on resume)
     # does not consume the global RNG that masking and dropout draw from.
@@ -139,10 +148,12 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     runner = torch.compile(model) if cfg.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
     main = rank == 0
+    val_every = validation.interval(per_epoch, cfg.accum_iter) if validation else None
     callbacks = list(callbacks) if main else []
     info = {"total_steps": total_steps, "batches_per_epoch": per_epoch, "lr": lr, "world_size": world,
             "device": str(device), "augment_on": "device" if on_device else "loader", "amp": str(amp_dtype),
-            "resumed_from": str(resumed_from or ""), "start_step": micro // cfg.accum_iter}
+            "resumed_from": str(resumed_from or ""), "start_step": micro // cfg.accum_iter,
+            "validate_every": val_every or 0}
     for cb in callbacks:
         cb.on_train_start(info)
 
@@ -154,7 +165,7 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     history, sums, count, images, t0 = [], {}, 0, 0, time.perf_counter()
     window_images, window_t0, last_logs, path = 0, t0, {}, None
     model.train()
-    while micro < total_micro:
+    while micro < total_micro and not val.stopped:
         epoch, start = divmod(micro, per_epoch)
         sampler.set_position(epoch, start)
         for batch in loader:
@@ -204,13 +215,19 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
                     sums, count, window_images, window_t0 = {}, 0, 0, time.perf_counter()
                 if bar is not None:
                     bar.update(1)
-                if step % cfg.checkpoint_every == 0 or step == total_steps:
+                if validation is not None and (step % val_every == 0 or step == total_steps):
+                    row = run_validation(validation, val, core, step, micro / per_epoch,
+                                         keep_weights=main and validation.select == "best", autocast=autocast)
+                    for cb in callbacks:
+                        cb.on_validation(step, row)
+                if step % cfg.checkpoint_every == 0 or step == total_steps or val.stopped:
                     rng = all_gather(ckpt.rng_state())  # every rank's RNG, so each resumes its own stream
                     if main:
                         path = ckpt.save(ckpt_dir, step, {
                             "model": core.state_dict(), "optimizer": optimizer.state_dict(),
                             "scaler": scaler.state_dict(), "rng": rng[0], "rng_ranks": rng, "micro_step": micro,
-                            "step": step, "train_config": cfg.model_dump(mode="json"), "inputs": inputs},
+                            "step": step, "train_config": cfg.model_dump(mode="json"), "inputs": inputs,
+                            "validation": val.state_dict() if validation is not None else None},
                             cfg.keep_checkpoints)
                         for cb in callbacks:
                             cb.on_checkpoint(step, path)
@@ -218,14 +235,21 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
             if micro % per_epoch == 0:
                 for cb in callbacks:
                     cb.on_epoch_end(micro // per_epoch, last_logs)
-            if micro >= total_micro:
+            if micro >= total_micro or val.stopped:
                 break
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
-    result = FitResult(steps=total_steps, epochs=total_micro / per_epoch, seconds=seconds,
+    summary = None
+    if validation is not None:
+        summary = {**val.summary(validation.metric), "history": val.history}
+        if validation.select == "best" and val.best_weights is not None:
+            core.load_state_dict(val.best_weights)
+            log.info("kept the weights of step %s (best %s = %.6g)", val.best_step, validation.metric, val.best)
+    result = FitResult(steps=micro // cfg.accum_iter, epochs=micro / per_epoch, seconds=seconds,
                        images_per_second=images / max(seconds, 1e-9), last_logs=last_logs, history=history,
-                       checkpoint=path or (ckpt.checkpoints(ckpt_dir) or [None])[0], resumed_from=resumed_from)
+                       checkpoint=path or (ckpt.checkpoints(ckpt_dir) or [None])[0], resumed_from=resumed_from,
+                       validation=summary)
     for cb in callbacks:
         cb.on_train_end(result)
     return result

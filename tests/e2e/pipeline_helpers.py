@@ -21,6 +21,7 @@ def tiny_params(tracking_uri: str, artifacts: str) -> dict:
     p["pretrain"]["figures_every"] = 0
     for task in p["finetune"].values():
         task["train"] = {**TRAIN, "layer_decay": 0.75} if task["task"] in ("classification", "multilabel") else dict(TRAIN)
+    p["finetune"]["change"]["train"]["batch_size"] = 4  # the tiny OSCD: 4 training tiles besides the held-out scene
     p["tracking"] = {"uri": tracking_uri, "artifacts": artifacts, "experiment": "spectralgpt-test"}
     return p
 
