@@ -55,6 +55,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
+from spectralgpt.inference import colormap
 from spectralgpt.inference.outputs import OutputError, check_output
 from spectralgpt.inference.predictor import Predictor
 from spectralgpt.inference.scene_io import Scene, SceneError, check_same_grid, open_scene
@@ -214,9 +215,11 @@ def offset_tags(scene: Scene, scene2: Scene | None = None) -> dict[str, str]:
 
 
 def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, crs, transform: Affine,
-                   descriptions: list[str], prob_bands: int, tags: dict | None = None) -> None:
+                   descriptions: list[str], prob_bands: int, tags: dict | None = None,
+                   class_names: list[str] | None = None) -> None:
     """Assemble the output from (row offset, (count, h, width) uint8) blocks into a staging GeoTIFF, then let
-    GDAL's COG driver copy it (with its overviews) to a temporary name beside OUT, renamed to OUT."""
+    GDAL's COG driver copy it (with its overviews) to a temporary name beside OUT, renamed to OUT. With
+    `class_names`, band 1 gets the class colours and names (`spectralgpt.inference.colormap`)."""
     profile = dict(driver="GTiff", dtype="uint8", count=count, height=height, width=width, crs=crs,
                    transform=transform, nodata=NODATA, compress="deflate", zlevel=1, tiled=True,
                    blockxsize=BLOCK, blockysize=BLOCK, BIGTIFF="IF_SAFER")
@@ -236,10 +239,14 @@ def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, cr
                 dst.set_band_description(i, d)
             if tags:
                 dst.update_tags(**tags)
+            if class_names and count == 1:  # a palette only survives in a single-band file
+                colormap.write_colormap(dst, class_names)
             if prob_bands:
                 dst.scales = [1.0] * (count - prob_bands) + [1.0 / PROB_SCALE] * prob_bands
         with atomic_path(output) as tmp:
             rasterio.shutil.copy(stage, tmp, **cog)
+    if class_names:
+        colormap.write_pam(output, class_names, count)
 
 
 def _to_uint8(prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
@@ -363,6 +370,10 @@ def _strip_reader(scene, scene2, bands, starts, cols, size):
             yield cur
 
 
+def _class_names(predictor: Predictor) -> list[str]:
+    return list(predictor.class_names or [str(i) for i in range(predictor.cfg.num_classes)])
+
+
 def _descriptions(predictor: Predictor, kind: str, probabilities: bool) -> list[str]:
     k = predictor.cfg.num_classes
     names = list(predictor.class_names or [str(i) for i in range(k)])
@@ -436,7 +447,7 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
     count = 1 + (K if probabilities else 0)
     _write_geotiff(output, blocks(), H, W, count, scene.crs, scene.transform,
                    _descriptions(predictor, predictor.cfg.kind, probabilities), K if probabilities else 0,
-                   tags=offset_tags(scene, scene2))
+                   tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
     return SceneResult(output, H, W, n_total, computed, skipped, bool(done))
 
 
@@ -484,5 +495,5 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
     out = _to_uint8(torch.from_numpy(prob), nod, probabilities)
     _write_geotiff(output, [(0, out)], len(rows), len(cols), out.shape[0], scene.crs, transform,
                    _descriptions(predictor, "classifier", probabilities), K if probabilities else 0,
-                   tags=offset_tags(scene, scene2))
+                   tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
     return SceneResult(output, len(rows), len(cols), n_total, computed, skipped, bool(done))

@@ -73,7 +73,7 @@ def test_overlap0_each_tile_is_the_model_on_that_tile(tmp_path, seg):
             assert np.abs(o[1:].astype(int) - q)[:, ~hole].max() <= 1
             assert (o[:, hole] == NODATA).all()
     assert not (tmp_path / "out.tif.partial").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif", "s.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif", "out.tif.aux.xml", "s.tif"]  # + class colours
 
 
 def test_blending_is_exact_away_from_overlaps_and_seamless(tmp_path, seg):
@@ -312,3 +312,29 @@ def test_cli_predict_and_errors(tmp_path, seg):
     text.write_text("nope")
     res = CliRunner().invoke(app, ["predict", "-m", str(mdir), "-i", str(text), "-o", str(tmp_path / "b.tif")])
     assert res.exit_code == 2 and "not a GeoTIFF" in res.output and not (tmp_path / "b.tif").exists()
+
+
+def test_class_maps_carry_class_colours_and_names(tmp_path, seg, cd):
+    """A predicted map opens readably in QGIS: a colour table on the class band (in the COG itself for a single
+    band, in the GDAL .aux.xml sidecar when probability bands come with it) and the class names."""
+    from spectralgpt.inference.colormap import NAMED, class_colors
+
+    src = write_scene(tmp_path / "s.tif", scene_array(40, 50, seed=2))
+    names = list(seg.class_names or [str(i) for i in range(seg.cfg.num_classes)])
+    for probs, out in ((False, tmp_path / "one.tif"), (True, tmp_path / "many.tif")):
+        predict_scene(seg, src, out, probabilities=probs, progress=False)
+        assert (tmp_path / f"{out.name}.aux.xml").exists()
+        with rasterio.open(out) as d:
+            cmap = d.colormap(1)
+            assert d.colorinterp[0].name == "palette" and all(c.name == "gray" for c in d.colorinterp[1:])
+            assert d.count == (1 + len(names) if probs else 1)
+        assert all(cmap[i] == class_colors(names)[i] for i in range(len(names))) and cmap[NODATA][3] == 0
+        assert f"<Category>{names[0]}</Category>" in (tmp_path / f"{out.name}.aux.xml").read_text()
+    (tmp_path / "one.tif.aux.xml").unlink()
+    with rasterio.open(tmp_path / "one.tif") as d:  # the COG itself keeps the table
+        assert d.colormap(1)[0] == class_colors(names)[0]
+    s2 = write_scene(tmp_path / "s2.tif", scene_array(40, 50, seed=3))
+    predict_scene(cd, src, tmp_path / "cm.tif", input2=s2, progress=False)
+    cd_names = list(cd.class_names or ["0", "1"])
+    with rasterio.open(tmp_path / "cm.tif") as d:
+        assert d.colormap(1)[1] == (*NAMED.get(cd_names[1].lower(), class_colors(cd_names)[1][:3]), 255)
