@@ -113,6 +113,17 @@ def preprocess(name: list[str] = typer.Option(None, help="only these corpora"), 
                for k, parts in out.items() for split, r in parts.items()})
 
 
+@data_app.command("pack")
+def pack(src: Path = typer.Argument(..., help="folder tree of GeoTIFFs"),
+         dst: Path = typer.Argument(..., help="output folder of shard-NNNNNN.tar"),
+         members: int = typer.Option(1000, "--members", min=1, help="GeoTIFFs per tar")) -> None:
+    """Pack GeoTIFFs into deterministic tar shards (resumable); `dvc add` the output, read it with kind: folder."""
+    from spectralgpt.data.pack import pack as run
+
+    r = run(src, dst, members)
+    echo_json({"tars": len(r.tars), "members": r.members, "written": r.written, "skipped": r.skipped})
+
+
 @app.command()
 def pretrain(params: Path = PARAMS, set_: list[str] = SET) -> None:
     """MAE pretraining (all stages). Runs under torchrun for DDP."""
