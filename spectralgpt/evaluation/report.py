@@ -23,7 +23,7 @@ from spectralgpt.io.atomic import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["plot_confusion_matrix", "plot_per_class", "save_report"]
+__all__ = ["plot_confusion_matrix", "plot_dense_samples", "plot_per_class", "save_report"]
 
 PER_CLASS_PREFIX = "per_class_"
 
@@ -140,6 +140,63 @@ def _save(fig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.15)  # grows to fit long class names
     return Path(path)
+
+
+def _true_colour(image: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """(C, H, W) -> (H, W, 3) in [0, 1]: B4, B3, B2 picked by name, each stretched between its 2nd and 98th
+    percentile (the usual display of a Sentinel-2 true-colour composite)."""
+    from spectralgpt.bands import canonical
+
+    names = [canonical(b) for b in bands]
+    rgb = np.stack([np.asarray(image[names.index(b)], np.float64) for b in ("B4", "B3", "B2")], axis=-1)
+    lo, hi = np.nanpercentile(rgb, 2, axis=(0, 1)), np.nanpercentile(rgb, 98, axis=(0, 1))
+    return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-9), 0, 1)
+
+
+def plot_dense_samples(images, truths, preds, class_names: Sequence[str], path: str | os.PathLike, *,
+                       bands: Sequence[str] | None = None, images2=None, ignore_index: int | None = None,
+                       max_samples: int = 4, title: str | None = None) -> Path:
+    """One row per sample: the true-colour image (and the second date, for change detection), the truth and the
+    prediction in the class colours of `spectralgpt.inference.colormap` (what a predicted map shows in QGIS),
+    with a legend. images: (N, C, H, W) in `bands` order (default: the pretraining bands); truths, preds: (N, H, W)
+    class values; `ignore_index` pixels of the truth are drawn white."""
+    import matplotlib
+    from matplotlib.patches import Patch
+
+    from spectralgpt.bands import PRETRAIN_BANDS
+    from spectralgpt.inference.colormap import class_colors
+
+    bands = tuple(bands or PRETRAIN_BANDS)
+    n = min(max_samples, len(images))
+    if n == 0:
+        raise ValueError("plot_dense_samples needs at least one sample")
+    k = len(class_names)
+    colors = class_colors(class_names)
+    cmap = matplotlib.colors.ListedColormap([np.array(colors[i][:3]) / 255 for i in range(k)]).with_extremes(
+        bad="white", over="white", under="white")
+    cols = (["date 1", "date 2"] if images2 is not None else ["image"]) + ["truth", "prediction"]
+    fig = _new_figure(2.6 * len(cols), 2.6 * n + 0.8)
+    axes = fig.subplots(n, len(cols), squeeze=False)
+    for i in range(n):
+        panels = [_true_colour(np.asarray(images[i]), bands)]
+        if images2 is not None:
+            panels.append(_true_colour(np.asarray(images2[i]), bands))
+        for j, img in enumerate(panels):
+            axes[i, j].imshow(img, interpolation="nearest")
+        for j, lab in enumerate((truths[i], preds[i]), start=len(panels)):
+            lab = np.asarray(lab)
+            masked = np.ma.masked_where((lab == ignore_index) if ignore_index is not None else np.zeros_like(lab, bool), lab)
+            axes[i, j].imshow(masked, cmap=cmap, vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j])
+    fig.legend(handles=[Patch(color=np.array(colors[c][:3]) / 255, label=str(name)) for c, name in enumerate(class_names)],
+               loc="lower center", ncol=min(k, 5), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
 
 
 def plot_multilabel_confusion(confusion: np.ndarray, out_path: str | os.PathLike,

@@ -117,3 +117,24 @@ def test_plot_per_class_with_undefined_values(tmp_path):
     path = plot_per_class([0.5, None, float("nan"), 0.9], tmp_path / "bars.png", ["a", "b", "c", "d"], title="iou")
     img = read_png(path)
     assert img.shape[0] >= 200 and img.shape[1] >= 400
+
+
+def test_dense_sample_panels(tmp_path):
+    from spectralgpt.evaluation.report import plot_dense_samples
+
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 3000, (5, 12, 32, 32)).astype(np.uint16)
+    truth = rng.integers(0, 3, (5, 32, 32))
+    truth[:, :4] = 255  # ignored pixels
+    pred = rng.integers(0, 3, (5, 32, 32))
+    seg = plot_dense_samples(imgs, truth, pred, ["forests", "surface water", "buildings"], tmp_path / "seg.png",
+                             ignore_index=255, max_samples=3)
+    cd = plot_dense_samples(imgs, truth % 2, pred % 2, ["no change", "change"], tmp_path / "cd.png", images2=imgs[::-1],
+                            max_samples=2)
+    a, b = mpimg.imread(seg), mpimg.imread(cd)
+    assert 600 < a.shape[1] < 950 and 700 < a.shape[0] < 1100  # 3 rows x (image, truth, prediction)
+    assert b.shape[1] > a.shape[1] and b.shape[0] < a.shape[0]  # 2 rows x 4 columns (both dates)
+    water = np.array([30, 100, 220]) / 255  # the class colour a predicted map uses for surface water
+    assert (np.abs(a[..., :3] - water).max(-1) < 0.02).any()
+    with pytest.raises(ValueError):
+        plot_dense_samples(imgs[:0], truth[:0], pred[:0], ["a"], tmp_path / "none.png")
