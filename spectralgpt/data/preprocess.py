@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spectralgpt.bands import canonical_list, select_bands
 from spectralgpt.data.normalize import BandStats
@@ -312,7 +313,8 @@ def shard_inputs(source, n: int, shard_size: int) -> dict[int, str] | None:
 def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers: int = 2, *, bands=None,
                dtype: str | None = None, fit: str = "crop", shards=None, finalize: bool = True,
                verify: str = "size", histogram: bool = True, ignore_value=None, recipe: str | None = "minmax",
-               name: str | None = None, fsync: bool = True, meta: dict | None = None) -> PreprocessResult:
+               name: str | None = None, fsync: bool = True, meta: dict | None = None,
+               progress: bool | None = None) -> PreprocessResult:
     """Write `source` (a lazy sequence of Sample: len() and [i]) as a shard corpus under `out_dir`.
 
     size: stored side in pixels (see the module docstring for ``fit``). shard_size: source samples per
@@ -322,7 +324,8 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
     assembles the result); finalize: assemble the index and statistics once every shard exists.
     verify: 'size' or 'checksum' check of completed shards on
     resume. ignore_value: pixel value left out of the statistics (e.g. a nodata 0). recipe: the
-    normalisation recorded in the manifest. meta: extra JSON entries for the manifest (e.g. class names). Returns a PreprocessResult (quarantine list included).
+    normalisation recorded in the manifest. meta: extra JSON entries for the manifest (e.g. class names).
+    progress: a samples/s bar on stderr advanced as shards finish (None: only on a terminal). Returns a PreprocessResult (quarantine list included).
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
@@ -370,17 +373,23 @@ def preprocess(source, out_dir, size: int = 128, shard_size: int = 256, workers:
         log.info("resuming: %d of %d shard(s) already complete", len(skipped), len(owned))
     log.info("preprocessing %d samples into %d shard(s) of %d under %s (%d to write, %d worker(s))",
              n, n_shards, shard_size, out_dir, len(todo), workers)
-    if workers == 1 or len(todo) <= 1:
-        for j in todo:
-            process_shard(source, j, spec, writer)
-    else:
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                 initargs=(source, spec, str(out_dir), fingerprint, inputs, verify, fsync)) as ex:
-            futures = [ex.submit(_run_in_worker, j) for j in todo]
-            for done, fut in enumerate(as_completed(futures), 1):
-                fut.result()
-                log.debug("%d/%d shards done", done, len(todo))
+    samples = {j: min(n, (j + 1) * shard_size) - j * shard_size for j in todo}
+    bar = tqdm(total=sum(samples.values()), desc=f"preprocess {out_dir.name}", unit="sample", leave=False,
+               disable=None if progress is None else not progress)
+    with bar:
+        if workers == 1 or len(todo) <= 1:
+            for j in todo:
+                process_shard(source, j, spec, writer)
+                bar.update(samples[j])
+        else:
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                     initargs=(source, spec, str(out_dir), fingerprint, inputs, verify, fsync)) as ex:
+                futures = {ex.submit(_run_in_worker, j): j for j in todo}
+                for done, fut in enumerate(as_completed(futures), 1):
+                    fut.result()
+                    bar.update(samples[futures[fut]])
+                    log.debug("%d/%d shards done", done, len(todo))
     result = PreprocessResult(out_dir, n, n_shards, todo, skipped, [])
     assembler = ShardWriter(out_dir, fingerprint=fingerprint, inputs=inputs, fsync=False)
     all_done = all(assembler.is_complete(j, verify="size") for j in range(n_shards)) if finalize else False

@@ -34,6 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spectralgpt.bands import canonical_list
 from spectralgpt.data.sample import BadSample, Reason, Sample
@@ -267,6 +268,7 @@ def scan(
     report: str | os.PathLike | None = None,
     workers: int = 1,
     chunk_size: int = 256,
+    progress: bool | None = None,
     **checks,
 ) -> ScanResult:
     """Read and check every sample; bad ones go to the quarantine, the scan goes on.
@@ -276,17 +278,25 @@ def scan(
     report: write the quarantine to this .json path (and the same name with .csv) before deciding to fail.
     workers > 1: a process pool reads disjoint index ranges of `chunk_size` in parallel (the dataset is pickled).
     max_bad_fraction: raise `QuarantineError` when more than this fraction is bad (None: never).
+    progress: a samples/s bar on stderr, drawn by this process as ranges finish (None: only on a terminal).
     Returns a `ScanResult`: (indices of good samples in increasing order, the Quarantine), plus the good
     samples' content digests and splits.
     """
     n = len(dataset)
     q = Quarantine(total=n, name=str(getattr(dataset, "kind", "") or type(dataset).__name__))
     ranges = [(a, min(a + chunk_size, n)) for a in range(0, n, max(1, chunk_size))]
-    if workers > 1 and len(ranges) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_scan_range, *zip(*[(dataset, a, b, checks) for a, b in ranges])))
-    else:
-        parts = [_scan_range(dataset, a, b, checks) for a, b in ranges]
+    parts = []
+    with tqdm(total=n, desc=f"scan {q.name}", unit="sample", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        if workers > 1 and len(ranges) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for part in pool.map(_scan_range, *zip(*[(dataset, a, b, checks) for a, b in ranges])):
+                    parts.append(part)
+                    bar.update(len(part))
+        else:
+            for a, b in ranges:
+                parts.append(_scan_range(dataset, a, b, checks))
+                bar.update(b - a)
     good: list[int] = []
     digests: list[str] = []
     splits: list[str | None] = []
