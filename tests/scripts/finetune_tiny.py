@@ -1,0 +1,40 @@
+"""A validated fine-tuning run of the real stage on a tiny classification corpus, for the SIGKILL resume test.
+
+    python tests/scripts/finetune_tiny.py SHARDS OUT [--slow SECONDS]
+
+Writes OUT/model (the selected weights), OUT/reports/classification/{train_metrics.json,val_history.csv} and
+keeps its run folder in OUT/runs. `--slow` sleeps after each step so that a test can kill the process midway.
+"""
+
+import argparse
+import time
+
+from spectralgpt.config import FinetuneConfig
+from spectralgpt.stages.finetune import finetune
+from spectralgpt.training import Callback
+
+
+class Slow(Callback):
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def on_step(self, step, logs):
+        time.sleep(self.seconds)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("shards")
+    ap.add_argument("out")
+    ap.add_argument("--slow", type=float, default=0.0)
+    args = ap.parse_args()
+    cfg = FinetuneConfig(task="classification", model="vit_tiny_patch8_64", mode="scratch", shards=args.shards,
+                         out=f"{args.out}/model", validate={"every_steps": 3},
+                         train=dict(max_steps=12, batch_size=8, lr=2e-3, warmup_epochs=0, checkpoint_every=2,
+                                    log_every=1, deterministic=True, amp="fp32", device="cpu", progress=False, seed=7))
+    finetune(cfg, work=f"{args.out}/runs", reports=f"{args.out}/reports",
+             callbacks=[Slow(args.slow)] if args.slow else [])
+
+
+if __name__ == "__main__":
+    main()
