@@ -156,6 +156,7 @@ class TaskMetrics:
     """
 
     task: str = ""
+    fixed_classes: int | None = None  # the class count when it does not depend on the data
 
     def __init__(self) -> None:
         self._metrics: MetricCollection
@@ -536,6 +537,7 @@ class ChangeMetrics(TaskMetrics):
     """
 
     task = "change"
+    fixed_classes = 2
 
     def __init__(
         self,
@@ -630,6 +632,6 @@ _CLASSES = {
 def task_metrics(task: str, num_classes: int | None = None, **options: Any) -> TaskMetrics:
     """The streaming metric object for `task` (one of `TASKS`); `options` are the task class's keywords."""
     _check_choice("task", task, TASKS)
-    if num_classes is None and task != "change":
+    if num_classes is None and _CLASSES[task].fixed_classes is None:
         raise ValueError(f"num_classes is required for task {task!r}")
     return _CLASSES[task](num_classes, **options)

@@ -308,13 +308,13 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    kind = predictor.cfg.kind
-    if kind == "mae":
+    task = predictor.task
+    if not task.predicts:
         raise ValueError("an MAE pretraining model has no prediction head; use embed_scene for its embeddings")
-    if kind == "change" and input2 is None:
+    if task.dates == 2 and input2 is None:
         raise ValueError("a change-detection model needs two dates: pass input2")
-    if kind != "change" and input2 is not None:
-        raise ValueError(f"a {kind} model takes one date; input2 is only for change detection")
+    if task.dates == 1 and input2 is not None:
+        raise ValueError(f"a {task.name} model takes one date; input2 is only for change detection")
     output = check_output(output, (input, input2), overwrite)
     size = predictor.size
     stride, overlap_px = _stride(size, overlap)
@@ -331,7 +331,7 @@ def predict_scene(predictor: Predictor, input, output, input2=None, overlap: flo
         sidecar = _Sidecar(output, fp, resume)
         args = (predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, bool(probabilities),
                 progress, sidecar, callback)
-        result = _predict_tiles(*args) if kind == "classifier" else _predict_dense(*args)
+        result = _predict_dense(*args) if task.dense else _predict_tiles(*args)
     sidecar.remove()
     log.info("wrote %s (%d x %d): %d tiles, %d computed, %d all-nodata skipped%s", output, result.height,
              result.width, result.tiles_total, result.tiles_computed, result.tiles_skipped,
@@ -374,11 +374,10 @@ def _class_names(predictor: Predictor) -> list[str]:
     return list(predictor.class_names or [str(i) for i in range(predictor.cfg.num_classes)])
 
 
-def _descriptions(predictor: Predictor, kind: str, probabilities: bool) -> list[str]:
+def _descriptions(predictor: Predictor, probabilities: bool) -> list[str]:
     k = predictor.cfg.num_classes
     names = list(predictor.class_names or [str(i) for i in range(k)])
-    first = {"change": "change", "classifier": "class"}.get(kind, "class")
-    return [first] + ([f"p({n})" for n in names] if probabilities else [])
+    return [predictor.task.map_band] + ([f"p({n})" for n in names] if probabilities else [])
 
 
 def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, probabilities,
@@ -446,7 +445,7 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
 
     count = 1 + (K if probabilities else 0)
     _write_geotiff(output, blocks(), H, W, count, scene.crs, scene.transform,
-                   _descriptions(predictor, predictor.cfg.kind, probabilities), K if probabilities else 0,
+                   _descriptions(predictor, probabilities), K if probabilities else 0,
                    tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
     return SceneResult(output, H, W, n_total, computed, skipped, bool(done))
 
@@ -494,6 +493,6 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
         bar.close()
     out = _to_uint8(torch.from_numpy(prob), nod, probabilities)
     _write_geotiff(output, [(0, out)], len(rows), len(cols), out.shape[0], scene.crs, transform,
-                   _descriptions(predictor, "classifier", probabilities), K if probabilities else 0,
+                   _descriptions(predictor, probabilities), K if probabilities else 0,
                    tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
     return SceneResult(output, len(rows), len(cols), n_total, computed, skipped, bool(done))
