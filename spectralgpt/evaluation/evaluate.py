@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from spectralgpt.device import resolve_device
 from spectralgpt.evaluation.report import save_report
@@ -65,6 +66,14 @@ def predictions(model, task, dataset, batch_size: int, indices=None):
         yield chunk, logits.float().cpu(), target
 
 
+def _with_bar(batches, total: int, split: str):
+    """Pass the (indices, logits, target) batches through, advancing an items/s bar on stderr (a terminal only)."""
+    with tqdm(total=total, desc=f"evaluate {split}", unit="item", leave=False, disable=None) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch[0]))
+
+
 @torch.no_grad()
 def validate(model, task, dataset, num_classes: int, extra: dict | None = None, batch_size: int = 32) -> dict:
     """The task's metrics of `model` on `dataset` (its stored tiles or images, one by one), as scalars. Under DDP
@@ -100,7 +109,7 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
     stitch = task.dense and not per_tile and dataset.size == corpus.size
     ignore = {**task.metric_options(extra), **options}.get("ignore_index", 255)
     scenes = Scenes(corpus, ignore) if stitch else None
-    for indices, logits, target in predictions(model, task, dataset, batch_size):
+    for indices, logits, target in _with_bar(predictions(model, task, dataset, batch_size), len(dataset), split):
         if scenes is not None:
             for done in scenes.add(indices, logits.softmax(1), target):
                 metrics.update(*done)

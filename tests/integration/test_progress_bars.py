@@ -26,3 +26,11 @@ def test_preprocess_bar_with_workers(tmp_path, capfd):
     assert "preprocess a" in err and "sample/s" in err and not capfd.readouterr().err
     a, b = (json.loads((tmp_path / x / "manifest.json").read_text()) for x in ("a", "b"))
     assert a["content_digest"] == b["content_digest"] and a["n_items"] == 10
+
+
+def test_evaluation_bar_passes_batches_through(capfd):
+    from spectralgpt.evaluation.evaluate import _with_bar
+
+    batches = [([0, 1, 2], "logits", "target"), ([3, 4], "l2", "t2")]
+    assert list(_with_bar(iter(batches), 5, "test")) == batches
+    assert "evaluate test" not in capfd.readouterr().err  # not a terminal: no bar in logs or CI
