@@ -199,6 +199,71 @@ class PretrainStage(_Strict):
         return v
 
 
+_ENDPOINT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
+#: environment variables for DistributedConfig's fields (they win over params.yaml; a command-line flag wins over them)
+DISTRIBUTED_ENV = {"nproc_per_node": "SPECTRALGPT_NPROC", "nnodes": "SPECTRALGPT_NNODES",
+                   "node_rank": "SPECTRALGPT_NODE_RANK", "rdzv_backend": "SPECTRALGPT_RDZV_BACKEND",
+                   "rdzv_endpoint": "SPECTRALGPT_RDZV_ENDPOINT", "rdzv_id": "SPECTRALGPT_RDZV_ID",
+                   "join_timeout": "SPECTRALGPT_RDZV_TIMEOUT", "max_restarts": "SPECTRALGPT_MAX_RESTARTS"}
+
+
+class DistributedConfig(_Strict):
+    """How torchrun launches training: `nproc_per_node` workers on each of `nnodes` machines.
+
+    Several nodes meet at `rdzv_endpoint` (host:port of one of them): with `c10d` (elastic, the default) torchrun
+    assigns the global ranks itself; with `static` node `node_rank` holds global ranks node_rank * nproc_per_node
+    onwards and the endpoint is the master address and port. Node 0 is the head: it runs the flow (DVC, MLflow);
+    the others only start workers. `rdzv_id` names the job (the same on every node, unique per job)."""
+
+    nproc_per_node: int = Field(1, ge=1, le=1024)
+    nnodes: int = Field(1, ge=1, le=65536)
+    node_rank: int = Field(0, ge=0)
+    rdzv_backend: Literal["c10d", "static"] = "c10d"
+    rdzv_endpoint: str | None = Field(None, description="host:port every node reaches (required when nnodes > 1)")
+    rdzv_id: str = Field("spectralgpt-pretrain", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    join_timeout: int = Field(600, ge=1, description="seconds a c10d rendezvous waits for all nodes")
+    max_restarts: int = Field(0, ge=0, description="torchrun restarts of failed workers (they resume from checkpoints)")
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _endpoint(cls, v):
+        m = _ENDPOINT.match(v.strip()) if isinstance(v, str) else None
+        if v is not None and not (m and 0 < int(m.group(2)) < 65536):
+            raise ValueError(f"rdzv_endpoint {v!r} is not host:port (a port in 1-65535), such as 10.0.0.5:29400")
+        return v.strip() if v else v
+
+    @model_validator(mode="after")
+    def _nodes(self):
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank = {self.node_rank} must be below nnodes = {self.nnodes} (0 to {self.nnodes - 1})")
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError(f"nnodes = {self.nnodes} needs rdzv_endpoint: host:port of one node that every node reaches")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.nnodes * self.nproc_per_node
+
+    def resolved(self, env=None, **flags) -> "DistributedConfig":
+        """These settings with environment variables (`DISTRIBUTED_ENV`) over them and non-None `flags` over
+        those, validated again: a bad value fails naming the variable or field, the value and what is allowed."""
+        import os
+
+        env = os.environ if env is None else env
+        data, source = self.model_dump(), {}
+        for field, var in DISTRIBUTED_ENV.items():
+            if env.get(var, "").strip():
+                data[field], source[field] = env[var].strip(), var
+        for field, value in flags.items():
+            if value is not None:
+                data[field], source[field] = value, f"--{field.replace('_', '-')}"
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as e:
+            named = ", ".join(f"{v}={data[k]!r}" for k, v in source.items())
+            raise ConfigError(format_error(e, "pretrain.distributed") + (f" (given: {named})" if named else "")) from None
+
+
 class PretrainConfig(_Strict):
     model: str = "mae_vit_tiny_patch8_64"
     model_overrides: dict[str, Any] = {}
@@ -209,6 +274,7 @@ class PretrainConfig(_Strict):
     figures_every: int = Field(1, ge=0, description="epochs between reconstruction figures (0: only at the end)")
     shards: str = "data/shards"
     out: str = "models/pretrain"
+    distributed: DistributedConfig = Field(DistributedConfig(), description="torchrun launch (nodes, rendezvous)")
 
     @field_validator("train")
     @classmethod

@@ -61,12 +61,20 @@ TASK = task_option()
 
 
 def mlflow_callbacks() -> list:
-    """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun)."""
+    """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun).
+
+    Call it on every rank after `init_from_env`: across nodes, global rank 0 may sit on a node the flow did not
+    start (c10d assigns ranks), so the run id and tracking URI come from whichever ranks have them."""
     import os
 
-    run_id = os.environ.get("SPECTRALGPT_MLFLOW_RUN_ID")
+    from spectralgpt.training.distributed import all_gather
+
+    mine = (os.environ.get("SPECTRALGPT_MLFLOW_RUN_ID"), os.environ.get("MLFLOW_TRACKING_URI"))
+    run_id, uri = next((x for x in all_gather(mine) if x[0]), (None, None))
     if not run_id:
         return []
+    if uri and not os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = uri
     from spectralgpt.tracking import MlflowLogger
 
     return [MlflowLogger(run_id)]

@@ -8,6 +8,31 @@ import torch
 import torch.distributed as dist
 
 
+def torchrun_command(d, entry: list[str], python: str | None = None) -> list[str]:
+    """The torchrun command line that starts this node's workers of `entry` (e.g. ["-m", "spectralgpt.cli",
+    "pretrain", ...]) for the launch settings `d` (a `spectralgpt.config.DistributedConfig`).
+
+    One node without an endpoint: `--standalone` (a rendezvous on a free local port). Several nodes: `c10d` meets
+    at `rdzv_endpoint` under `rdzv_id` (torchrun assigns global ranks, so `--node-rank` is not passed: it would be
+    ignored); `static` passes `--node-rank` and the endpoint as `--master-addr/--master-port`."""
+    import sys
+
+    cmd = [python or sys.executable, "-m", "torch.distributed.run", "--nnodes", str(d.nnodes),
+           "--nproc-per-node", str(d.nproc_per_node)]
+    if d.max_restarts:
+        cmd += ["--max-restarts", str(d.max_restarts)]
+    if d.rdzv_endpoint is None:
+        cmd += ["--standalone"]
+    elif d.rdzv_backend == "static":
+        host, port = d.rdzv_endpoint.rsplit(":", 1)
+        cmd += ["--rdzv-backend", "static", "--node-rank", str(d.node_rank), "--master-addr", host.strip("[]"),
+                "--master-port", port]
+    else:
+        cmd += ["--rdzv-backend", "c10d", "--rdzv-endpoint", d.rdzv_endpoint, "--rdzv-id", d.rdzv_id,
+                "--rdzv-conf", f"join_timeout={d.join_timeout}"]
+    return cmd + list(entry)
+
+
 def init_from_env() -> tuple[int, int]:
     """Initialise the process group when launched by torchrun (WORLD_SIZE > 1). Returns (rank, world_size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
