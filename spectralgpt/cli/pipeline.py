@@ -64,14 +64,15 @@ def mlflow_callbacks() -> list:
     """Log to the MLflow run named by $SPECTRALGPT_MLFLOW_RUN_ID (set by the flows when they launch torchrun).
 
     Call it on every rank after `init_from_env`: across nodes, global rank 0 may sit on a node the flow did not
-    start (c10d assigns ranks), so the run id and tracking URI come from whichever ranks have them."""
+    start (c10d assigns ranks), so the run id and tracking URI come from whichever ranks have them. Only rank 0
+    logs (the engine calls callbacks there only), so only rank 0 opens the tracking store."""
     import os
 
-    from spectralgpt.training.distributed import all_gather
+    from spectralgpt.training.distributed import all_gather, is_main
 
     mine = (os.environ.get("SPECTRALGPT_MLFLOW_RUN_ID"), os.environ.get("MLFLOW_TRACKING_URI"))
     run_id, uri = next((x for x in all_gather(mine) if x[0]), (None, None))
-    if not run_id:
+    if not run_id or not is_main():
         return []
     if uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         os.environ["MLFLOW_TRACKING_URI"] = uri
