@@ -19,11 +19,13 @@ def _uri_option():
     return typer.Option(None, "--tracking-uri", help=f"MLflow tracking URI (wins over $MLFLOW_TRACKING_URI; default: that, else {DEFAULT_URI})")
 
 
-def _open(uri: str | None) -> str:
+def _open(uri: str | None, ctx: typer.Context) -> str:
     from spectralgpt.tracking import TrackingError, check_tracking
 
     if uri:  # a flag typed now beats the environment, which beats params (MLflow's own precedence)
+        before = os.environ.get("MLFLOW_TRACKING_URI")
         os.environ["MLFLOW_TRACKING_URI"] = uri
+        ctx.call_on_close(lambda: _restore("MLFLOW_TRACKING_URI", before))
     try:
         return check_tracking(None)
     except TrackingError as e:
@@ -31,12 +33,20 @@ def _open(uri: str | None) -> str:
         raise typer.Exit(2) from None
 
 
+def _restore(name: str, value: str | None) -> None:
+    """Put an environment variable back as the command found it (commands also run in-process, e.g. tests)."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
 @app.command()
-def promote(task: str = typer.Option(..., "--task", "-t", help="task whose challenger to consider"),
+def promote(ctx: typer.Context, task: str = typer.Option(..., "--task", "-t", help="task whose challenger to consider"),
             margin: float = typer.Option(0.0, "--margin", min=0.0, help="how much the challenger must beat the champion by"),
             tracking_uri: str | None = _uri_option(),
             as_json: bool = typer.Option(False, "--json", help="print the decision as JSON")) -> None:
@@ -44,7 +54,7 @@ def promote(task: str = typer.Option(..., "--task", "-t", help="task whose chall
     from spectralgpt.tracking import RegistryError
     from spectralgpt.tracking import promote as do_promote
 
-    uri = _open(tracking_uri)
+    uri = _open(tracking_uri, ctx)
     try:
         d = do_promote(task, margin, uri=uri)
     except (RegistryError, ValueError) as e:
@@ -60,13 +70,13 @@ def promote(task: str = typer.Option(..., "--task", "-t", help="task whose chall
 
 
 @app.command()
-def rollback(task: str = typer.Option(..., "--task", "-t", help="task whose champion to roll back"),
+def rollback(ctx: typer.Context, task: str = typer.Option(..., "--task", "-t", help="task whose champion to roll back"),
              tracking_uri: str | None = _uri_option()) -> None:
     """Return the champion alias to the previous champion."""
     from spectralgpt.tracking import RegistryError
     from spectralgpt.tracking import rollback as do_rollback
 
-    uri = _open(tracking_uri)
+    uri = _open(tracking_uri, ctx)
     try:
         r = do_rollback(task, uri=uri)
     except (RegistryError, ValueError) as e:
@@ -76,7 +86,7 @@ def rollback(task: str = typer.Option(..., "--task", "-t", help="task whose cham
 
 
 @app.command()
-def models(tracking_uri: str | None = _uri_option(),
+def models(ctx: typer.Context, tracking_uri: str | None = _uri_option(),
            as_json: bool = typer.Option(False, "--json", help="print as JSON"),
            lineage_of: str | None = typer.Option(None, "--lineage", metavar="TASK",
                                                  help="print the lineage chain of TASK's champion (or --version)"),
@@ -87,7 +97,7 @@ def models(tracking_uri: str | None = _uri_option(),
 
     from spectralgpt.tracking import list_models
 
-    uri = _open(tracking_uri)
+    uri = _open(tracking_uri, ctx)
     if lineage_of is not None:
         _print_lineage(lineage_of, version, uri, as_json)
         return

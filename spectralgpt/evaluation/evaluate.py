@@ -74,6 +74,20 @@ def _with_bar(batches, total: int, split: str):
             bar.update(len(batch[0]))
 
 
+SAMPLES_SHOWN = 4
+
+
+def show_samples(corpus: ShardCorpus, shown: list, class_names, path: Path, ignore_index: int) -> Path:
+    """Image / truth / prediction panels of evaluated tiles (stored pixels, both dates for change detection)."""
+    from spectralgpt.evaluation.report import plot_dense_samples
+
+    idx = [int(i) for i, _, _ in shown]
+    images2 = corpus.get_batch(idx, "image2") if "image2" in corpus.arrays else None
+    return plot_dense_samples(corpus.get_batch(idx, "image"), torch.stack([t for _, _, t in shown]).numpy(),
+                              torch.stack([p for _, p, _ in shown]).numpy(), class_names, path, bands=corpus.bands,
+                              images2=images2, ignore_index=ignore_index)
+
+
 @torch.no_grad()
 def validate(model, task, dataset, num_classes: int, extra: dict | None = None, batch_size: int = 32) -> dict:
     """The task's metrics of `model` on `dataset` (its stored tiles or images, one by one), as scalars. Under DDP
@@ -109,7 +123,10 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
     stitch = task.dense and not per_tile and dataset.size == corpus.size
     ignore = {**task.metric_options(extra), **options}.get("ignore_index", 255)
     scenes = Scenes(corpus, ignore) if stitch else None
+    shown: list = []  # a few dense samples for the image / truth / prediction panels
     for indices, logits, target in _with_bar(predictions(model, task, dataset, batch_size), len(dataset), split):
+        if task.dense and len(shown) < SAMPLES_SHOWN:
+            shown += list(zip(indices, logits.argmax(1), target))[:SAMPLES_SHOWN - len(shown)]
         if scenes is not None:
             for done in scenes.add(indices, logits.softmax(1), target):
                 metrics.update(*done)
@@ -120,8 +137,10 @@ def evaluate(model_dir: str | Path, corpus_dir: str | Path, split: str = "test",
                   primary_metric=task.primary_metric,
                   scored_on="scenes" if scenes is not None else ("tiles" if task.dense else "images"))
     if out_dir is not None:
-        save_report(values, out_dir, task.name, class_names=extra.get("class_names") or task.class_names,
-                    confusion=metrics.confusion_matrix())
+        names = extra.get("class_names") or task.class_names
+        save_report(values, out_dir, task.name, class_names=names, confusion=metrics.confusion_matrix())
+        if shown:
+            show_samples(corpus, shown, names, Path(out_dir) / "samples.png", ignore)
     log.info("%s on %s/%s: %s = %s", task.name, Path(corpus_dir).name, split, task.primary_metric,
              values[task.primary_metric])
     return values

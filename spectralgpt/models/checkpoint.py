@@ -167,7 +167,9 @@ def save_model(model: nn.Module, directory: str | Path, normalization: dict | No
     cfg: ModelConfig = model.cfg
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "spectralgpt", "kind": cfg.kind})
+        # one metadata entry: safetensors writes its metadata map in hash order, so two entries would make the
+        # bytes (and the file's md5, which DVC and the content digests see) differ between identical models
+        save_file(tensors, str(tmp), metadata={"format": "spectralgpt"})
     meta = {"format": "spectralgpt", "format_version": FORMAT_VERSION, "model": cfg.model_dump(mode="json"),
             "bands": list(cfg.bands), "normalization": normalization, "extra": extra or {}}
     atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2))

@@ -31,7 +31,7 @@ from spectralgpt.io.shards import ShardCorpus
 from spectralgpt.models import create_model, load_pretrained, model_config, model_digest, save_model
 from spectralgpt.stages.runs import open_run, settings_digest
 from spectralgpt.tasks import get_task
-from spectralgpt.training.distributed import is_main
+from spectralgpt.training.distributed import is_main, rank_world
 from spectralgpt.training.engine import fit
 from spectralgpt.training.history import History, write_csv
 from spectralgpt.training.validation import Validation
@@ -79,11 +79,12 @@ def splits_of(cfg: FinetuneConfig, task, size: int):
         return corpus, train, None
     recipe = train.recipe.to_dict() if train.recipe else "auto"  # validation preprocesses as training does
     if cfg.val_split != "train":
-        root = Path(cfg.shards) / cfg.corpus
-        if not (root / cfg.val_split / "manifest.json").exists():
+        try:
+            val = open_corpus(cfg, cfg.val_split)
+        except ValueError:
             raise ValueError(f"corpus {cfg.corpus!r} stores no {cfg.val_split!r} split to validate on; set "
-                             f"finetune.{cfg.task}.val_split: train to hold out part of the training split")
-        return corpus, train, task.dataset(open_corpus(cfg, cfg.val_split), size, train=False, recipe=recipe)
+                             f"finetune.{cfg.task}.val_split: train to hold out part of the training split") from None
+        return corpus, train, task.dataset(val, size, train=False, recipe=recipe)
     keep, held = holdout_rows(corpus, cfg.val_holdout)
     log.info("%s: validating on %d of %d training items (val_split: train, val_holdout %.2f)", cfg.task,
              len(held), len(corpus), cfg.val_holdout)
@@ -91,10 +92,13 @@ def splits_of(cfg: FinetuneConfig, task, size: int):
 
 
 def run_inputs(cfg: FinetuneConfig, corpus: ShardCorpus) -> dict:
-    """What a fine-tuning run is computed from: training data, pretrained weights, settings."""
+    """What a fine-tuning run is computed from: training and validation data (validation picks the kept
+    weights), pretrained weights, settings and the number of processes."""
+    stored_val = cfg.validation is not None and cfg.val_split != "train"
     return {"train_data": corpus.content_digest,
+            "val_data": open_corpus(cfg, cfg.val_split).content_digest if stored_val else "train hold-out",
             "pretrained": model_digest(cfg.pretrained) if cfg.pretrained else "none",
-            "settings": settings_digest(cfg)}
+            "settings": settings_digest(cfg), "world_size": rank_world()[1]}
 
 
 def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: str | Path = "reports",
@@ -133,8 +137,8 @@ def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: s
                "steps": result.steps, **{k: val.get(k) for k in ("val_metric", "best_val", "best_step")}}
     if val:
         metrics.update(select=cfg.validation.select, stopped_early=val["stopped_early"])
-    lineage = {"train_digest": inputs["train_data"], "pretrained_digest": inputs["pretrained"],
-               "settings_digest": inputs["settings"]}
+    lineage = {"train_digest": inputs["train_data"], "val_digest": inputs["val_data"],
+               "pretrained_digest": inputs["pretrained"], "settings_digest": inputs["settings"]}
     if is_main():
         model.eval()
         decisions = calibrate(model, task, val_data, cfg) if val_data is not None else {}

@@ -27,7 +27,7 @@ from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.shards import ShardCorpus
 from spectralgpt.models import create_model, load_model, load_pretrained, model_digest, save_model
 from spectralgpt.stages.runs import open_run, settings_digest
-from spectralgpt.training.distributed import is_main
+from spectralgpt.training.distributed import is_main, rank_world
 from spectralgpt.training.engine import Callback, fit
 from spectralgpt.training.history import History, write_csv
 from spectralgpt.tasks import get_task
@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class Figures(Callback):
-    """Reconstruction figure of a fixed batch every `every` epochs."""
+    """Reconstruction figure of a fixed batch every `every` epochs, and ``final.png`` when training ends (before
+    the loggers' own end of training, so they upload it with the rest)."""
 
     def __init__(self, model, images: torch.Tensor, folder: Path, mask_ratio: float, every: int):
         self.model, self.images, self.folder, self.mask_ratio, self.every = model, images, folder, mask_ratio, every
@@ -46,6 +47,10 @@ class Figures(Callback):
             device = next(self.model.parameters()).device
             save_reconstruction_figure(self.model, self.images.to(device), self.folder / f"epoch-{epoch:04d}.png",
                                        self.mask_ratio)
+
+    def on_train_end(self, result) -> None:
+        device = next(self.model.parameters()).device
+        save_reconstruction_figure(self.model, self.images.to(device), self.folder / "final.png", self.mask_ratio)
 
 
 @dataclass
@@ -60,7 +65,8 @@ def stage_inputs(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | 
     """What stage `i` is computed from: corpus content, starting weights, settings."""
     stage = cfg.stages[i - 1]
     return {"corpus": corpus.content_digest, "start": model_digest(start) if start else "none",
-            "settings": settings_digest(cfg.model, cfg.model_overrides, cfg.mask_ratio, stage, cfg.train)}
+            "settings": settings_digest(cfg.model, cfg.model_overrides, cfg.mask_ratio, stage, cfg.train),
+            "world_size": rank_world()[1]}  # processes change the effective batch and the data order
 
 
 def fixed_images(corpus: ShardCorpus, size: int) -> torch.Tensor:
@@ -84,8 +90,6 @@ def run_stage(cfg: PretrainConfig, i: int, corpus: ShardCorpus, start: str | Non
     history = History(sdir / "history.jsonl", stage=stage.name)
     fit(model, task.step(cfg), dataset, train, sdir, [history, figures, *callbacks], inputs=inputs)
     if is_main():
-        save_reconstruction_figure(model, fixed.to(next(model.parameters()).device), figures.folder / "final.png",
-                                   cfg.mask_ratio)
         save_model(model, sdir / "model", normalization=MinMax().to_dict(), extra={"stage": stage.name,
                                                                                    "inputs": inputs})
 

@@ -145,3 +145,5 @@ class MlflowLogger(Callback):
             self._safe(self.client.set_tag, self.run_id, "checkpoint.final", str(result.checkpoint))
         if result.resumed_from is not None:
             self._safe(self.client.set_tag, self.run_id, "checkpoint.resumed_from", str(result.resumed_from))
+        if self._figures_dir is not None:  # the figures drawn at the end (e.g. the final reconstruction)
+            self.log_figures(self._figures_dir, result.steps)

@@ -89,6 +89,18 @@ def batch_size_of(batch) -> int:
 def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: str | Path,
         callbacks: Sequence[Callback] = (), resume: bool = True, inputs: dict | None = None,
         validation: Validation | None = None) -> FitResult:
+    """`_fit`, leaving torch's global deterministic-algorithms switch as it found it (`deterministic: true`
+    must not change how later code in the same process runs)."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        return _fit(model, step_fn, dataset, cfg, out_dir, callbacks, resume, inputs, validation)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: str | Path,
+         callbacks: Sequence[Callback] = (), resume: bool = True, inputs: dict | None = None,
+         validation: Validation | None = None) -> FitResult:
     """Train `model` with `step_fn` over `dataset`; checkpoints go to `out_dir`/checkpoints.
 
     `inputs` names the content digests the run is computed from (data, starting weights, settings); every
@@ -151,6 +163,7 @@ def fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: s
     val_every = validation.interval(per_epoch, cfg.accum_iter) if validation else None
     callbacks = list(callbacks) if main else []
     info = {"total_steps": total_steps, "batches_per_epoch": per_epoch, "lr": lr, "world_size": world,
+            "out_dir": str(out_dir),
             "device": str(device), "augment_on": "device" if on_device else "loader", "amp": str(amp_dtype),
             "resumed_from": str(resumed_from or ""), "start_step": micro // cfg.accum_iter,
             "validate_every": val_every or 0}

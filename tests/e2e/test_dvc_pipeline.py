@@ -20,6 +20,10 @@ from pipeline_helpers import project_copy, tiny_params, write_params
 from spectralgpt.config import TASKS
 from spectralgpt.data.synthetic import generate_demo_corpus
 
+# ~10 minutes of `dvc repro` on 2 cores: `make test-all` runs it; the default suite covers every stage through
+# tests/e2e/test_flows.py and content-keyed reuse on the real stages through tests/integration/test_stage_reuse.py
+pytestmark = pytest.mark.slow
+
 
 def run(*cmd, cwd, check=True):
     return subprocess.run(cmd, cwd=cwd, check=check, text=True, capture_output=True)
