@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
                    "against the band-mean logistic regression's 0.526 (2-core EPYC); remove this mark when it wins")
 def test_demo_multilabel_model_beats_band_mean_logistic_regression(tmp_path, capsys):
     p = yaml.safe_load((REPO / "params.yaml").read_text())
-    for kind, name in (("pretrain", "pretrain"), ("bigearthnet", "multilabel")):
+    for kind in ("pretrain", "bigearthnet"):
         n, size = SCALES["demo"][kind]
         generate(kind, tmp_path / "raw" / kind, n=n, size=size, seed=p["data"]["synthetic"]["seed"])
     p["data"].update(raw=str(tmp_path / "raw"), interim=str(tmp_path / "interim"), shards=str(tmp_path / "shards"))
