@@ -17,6 +17,18 @@ REFERENCE = SHARED / "reference"
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_stays_put():
+    """MLFLOW_TRACKING_URI wins over every explicit store, and `mlflow.set_tracking_uri` exports it: no test may
+    leave it behind for the next one."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture
 def real_data() -> Path:
     if not REAL_DATA.is_dir():
