@@ -29,8 +29,13 @@ def _open(uri: str | None, ctx: typer.Context) -> str:
     try:
         return check_tracking(None)
     except TrackingError as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        _fail(e, 2)
+
+
+def _fail(error: Exception, code: int):
+    """One red line on stderr, then exit with `code` (no traceback)."""
+    Console(stderr=True).print(f"[red]error:[/red] {error}")
+    raise typer.Exit(code) from None
 
 
 def _restore(name: str, value: str | None) -> None:
@@ -58,8 +63,7 @@ def promote(ctx: typer.Context, task: str = typer.Option(..., "--task", "-t", he
     try:
         d = do_promote(task, margin, uri=uri)
     except (RegistryError, ValueError) as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
+        _fail(e, 1)
     if as_json:
         typer.echo(json.dumps(d.to_dict(), indent=2))
         return
@@ -80,8 +84,7 @@ def rollback(ctx: typer.Context, task: str = typer.Option(..., "--task", "-t", h
     try:
         r = do_rollback(task, uri=uri)
     except (RegistryError, ValueError) as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
+        _fail(e, 1)
     Console().print(f"{r.name}: champion rolled back from v{r.from_version} to v{r.to_version}")
 
 
@@ -124,8 +127,7 @@ def _print_lineage(task: str, version: str | None, uri: str, as_json: bool) -> N
     try:
         chain = lineage(task, version, uri=uri)
     except (RegistryError, ValueError) as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        _fail(e, 2)
     if as_json:
         typer.echo(json.dumps(chain, indent=2))
         return
