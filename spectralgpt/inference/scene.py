@@ -19,7 +19,8 @@ transform)
     segmentation: band 1 = class index; change detection: band 1 = change map (class index, 1 = change);
     `probabilities=True` adds one band per class with p * 254 rounded (band scale 1/254, descriptions p(name)).
     Classifiers: one value per tile on a coarser grid (cell = tile stride, centred on its tile), with that grid's
-    transform. Pixels (tiles, for classifiers) where every input band equals the nodata value (the file's, else
+    transform; multi-label classifiers write one 0/1 band per class (described by its name: present where the
+    probability reaches the threshold saved with the model, as evaluation and the MLflow model decide). Pixels (tiles, for classifiers) where every input band equals the nodata value (the file's, else
     0) -- of either date for change detection -- are nodata in the output.
 
 Outputs are checked before any compute
@@ -249,17 +250,14 @@ def _write_geotiff(output: Path, blocks, height: int, width: int, count: int, cr
         colormap.write_pam(output, class_names, count)
 
 
-def _to_uint8(prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
-    """(K, h, w) probabilities (on any device) + (h, w) nodata mask -> (1 [+K], h, w) uint8 (class, scaled
-    probabilities); the reductions run where `prob` is, only uint8 comes back."""
-    if prob.device.type == "cpu":  # numpy's argmax over the class axis is ~3x torch's on a CPU
-        prob = prob.numpy()
-        cls = prob.argmax(axis=0).astype(np.uint8)[None]
-        out = cls if not with_probs else np.concatenate([cls, np.rint(np.clip(prob, 0, 1) * PROB_SCALE).astype(np.uint8)])
-    else:
-        cls = prob.argmax(dim=0).to(torch.uint8)[None]
-        out = cls if not with_probs else torch.cat([cls, torch.round(prob.clamp(0, 1) * PROB_SCALE).to(torch.uint8)])
-        out = out.cpu().numpy()
+def _to_uint8(predictor: Predictor, prob: torch.Tensor, nodata: np.ndarray, with_probs: bool) -> np.ndarray:
+    """(K, h, w) probabilities (on any device) + (h, w) nodata mask -> (D [+K], h, w) uint8: the task's decision
+    bands (the class index; one 0/1 band per class for multi-label models, with their saved thresholds), then
+    the scaled probabilities. The reductions run where `prob` is, only uint8 comes back."""
+    out = predictor.task.decision_map(prob, predictor.extra)
+    if with_probs:
+        out = torch.cat([out.to(prob.device), torch.round(prob.clamp(0, 1) * PROB_SCALE).to(torch.uint8)])
+    out = out.cpu().numpy()
     out[:, nodata] = NODATA
     return out
 
@@ -374,10 +372,14 @@ def _class_names(predictor: Predictor) -> list[str]:
     return list(predictor.class_names or [str(i) for i in range(predictor.cfg.num_classes)])
 
 
+def _palette(predictor: Predictor) -> list[str] | None:
+    """Class names for band 1's colour table, when band 1 is a class index (not per-class 0/1 bands)."""
+    return None if predictor.task.multilabel else _class_names(predictor)
+
+
 def _descriptions(predictor: Predictor, probabilities: bool) -> list[str]:
-    k = predictor.cfg.num_classes
-    names = list(predictor.class_names or [str(i) for i in range(k)])
-    return [predictor.task.map_band] + ([f"p({n})" for n in names] if probabilities else [])
+    names = _class_names(predictor)
+    return predictor.task.map_bands(names) + ([f"p({n})" for n in names] if probabilities else [])
 
 
 def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overlap_px, batch_size, probabilities,
@@ -427,7 +429,7 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
                 b1 = min(a0 + BLOCK, H)
                 n = b1 - a0
                 prob = acc[:, :n] / wsum[:n].clamp_min(1e-12)
-                sidecar.save_array(f"block_{n_blocks:05d}.npy", _to_uint8(prob, nod[:n], probabilities))
+                sidecar.save_array(f"block_{n_blocks:05d}.npy", _to_uint8(predictor, prob, nod[:n], probabilities))
                 acc, wsum, nod = acc[:, n:].clone(), wsum[n:].clone(), nod[n:].copy()
                 a0, n_blocks, wrote = b1, n_blocks + 1, True
             if wrote or k + 1 == len(rows):
@@ -443,10 +445,9 @@ def _predict_dense(predictor, scene, scene2, bands, output, size, stride, overla
         for b in range(n_blocks):
             yield b * BLOCK, sidecar.load_array(f"block_{b:05d}.npy")
 
-    count = 1 + (K if probabilities else 0)
-    _write_geotiff(output, blocks(), H, W, count, scene.crs, scene.transform,
-                   _descriptions(predictor, probabilities), K if probabilities else 0,
-                   tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
+    descriptions = _descriptions(predictor, probabilities)
+    _write_geotiff(output, blocks(), H, W, len(descriptions), scene.crs, scene.transform, descriptions,
+                   K if probabilities else 0, tags=offset_tags(scene, scene2), class_names=_palette(predictor))
     return SceneResult(output, H, W, n_total, computed, skipped, bool(done))
 
 
@@ -491,8 +492,8 @@ def _predict_tiles(predictor, scene, scene2, bands, output, size, stride, overla
                 callback(k + 1, len(rows))
     finally:
         bar.close()
-    out = _to_uint8(torch.from_numpy(prob), nod, probabilities)
+    out = _to_uint8(predictor, torch.from_numpy(prob), nod, probabilities)
     _write_geotiff(output, [(0, out)], len(rows), len(cols), out.shape[0], scene.crs, transform,
                    _descriptions(predictor, probabilities), K if probabilities else 0,
-                   tags=offset_tags(scene, scene2), class_names=_class_names(predictor))
+                   tags=offset_tags(scene, scene2), class_names=_palette(predictor))
     return SceneResult(output, len(rows), len(cols), n_total, computed, skipped, bool(done))

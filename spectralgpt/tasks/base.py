@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 StepFn = Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]]
@@ -93,6 +94,17 @@ class Task:
     def decide(self, probs: torch.Tensor, extra: dict | None = None, dim: int = 1) -> torch.Tensor:
         """Probabilities -> the decision a user acts on: the class index (class axis `dim` removed)."""
         return probs.argmax(dim=dim)
+
+    def decision_map(self, probs: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
+        """(K, h, w) probabilities of a predicted map (on any device) -> its uint8 decision bands (D, h, w):
+        here one band, the class index."""
+        if probs.device.type == "cpu":  # numpy's argmax over the class axis is ~2x torch's on a CPU
+            return torch.from_numpy(probs.numpy().argmax(axis=0).astype(np.uint8)[None])
+        return probs.argmax(dim=0).to(torch.uint8)[None]
+
+    def map_bands(self, names: list[str]) -> list[str]:
+        """Descriptions of the decision bands `decision_map` returns."""
+        return [self.map_band]
 
     def labels(self, decisions, names: list[str]) -> list[str]:
         """Decisions of a batch of images -> one label string per image (the pyfunc's `predicted` column)."""

@@ -103,6 +103,13 @@ class Multilabel(Task):
             t = t.reshape([-1 if d == dim % probs.ndim else 1 for d in range(probs.ndim)])
         return probs >= t
 
+    def decision_map(self, probs, extra=None):
+        """One 0/1 band per class (present where its probability reaches the class' saved threshold)."""
+        return self.decide(probs, extra, dim=0).to(torch.uint8)
+
+    def map_bands(self, names):
+        return list(names)
+
     def labels(self, decisions, names):
         return [";".join(n for n, on in zip(names, row) if on) for row in decisions]
 

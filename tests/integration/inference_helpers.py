@@ -18,10 +18,10 @@ TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0)
 MINMAX = {"name": "minmax", "eps": 1e-10}
 
 
-def save_tiny(path: Path, name: str, task: str, classes: list[str], seed: int = 0) -> Path:
+def save_tiny(path: Path, name: str, task: str, classes: list[str], seed: int = 0, **extra) -> Path:
     torch.manual_seed(seed)
     model = create_model(name, num_classes=len(classes))
-    return save_model(model, path, normalization=MINMAX, extra={"task": task, "class_names": classes})
+    return save_model(model, path, normalization=MINMAX, extra={"task": task, "class_names": classes, **extra})
 
 
 def scene_array(h: int, w: int, seed: int = 0, bands=PRETRAIN_BANDS) -> np.ndarray:

@@ -229,6 +229,35 @@ def test_classifier_per_tile_map_on_a_coarse_grid(tmp_path, cls):
     assert out2[0, 1, 2] == tile_probs(cls, arr, 32, 64).argmax()
 
 
+def test_multilabel_classifier_writes_one_thresholded_band_per_class(tmp_path):
+    """A multi-label model's map is its decision, not an argmax: band k is 1 where p(class k) reaches the
+    threshold saved with the model (what evaluation and the MLflow model apply), 0 elsewhere, 255 on nodata."""
+    classes = ["forest", "water", "urban"]
+    h, w = 150, 200
+    arr = scene_array(h, w, seed=11)
+    arr[:, :64, 128:] = 0  # tiles (0, 2) and (0, 3) are nodata
+    src = write_scene(tmp_path / "s.tif", arr)
+    cells = [(i, j) for i in range(3) for j in range(4) if (i, j) not in {(0, 2), (0, 3)}]
+    plain = Predictor.load(save_tiny(tmp_path / "m0", "vit_tiny_patch8_64", "multilabel", classes, seed=3))
+    probs = {c: tile_probs(plain, arr, c[0] * T, c[1] * T) for c in cells}
+    # thresholds between the tiles' probabilities, so each class is on in some tiles and off in others
+    thresholds = np.median(np.stack(list(probs.values())), axis=0).tolist()
+    ml = Predictor.load(save_tiny(tmp_path / "m1", "vit_tiny_patch8_64", "multilabel", classes, seed=3,
+                                  thresholds=thresholds))
+    predict_scene(ml, src, tmp_path / "m.tif", overlap=0.0, probabilities=True, progress=False)
+    out, _, desc = read(tmp_path / "m.tif")
+    assert out.shape == (6, 3, 4) and desc == ("forest", "water", "urban", "p(forest)", "p(water)", "p(urban)")
+    assert not (tmp_path / "m.tif.aux.xml").exists()  # no class palette: the bands are not a class index
+    assert (out[:, 0, 2:] == NODATA).all()
+    for (i, j), p in probs.items():
+        want = ml.decide(p[None])[0]
+        assert (want == (p >= np.array(thresholds))).all()
+        assert (out[:3, i, j] == want).all(), (i, j)
+        assert np.abs(out[3:, i, j].astype(int) - np.rint(p * PROB_SCALE)).max() <= 1
+    on = out[:3][:, out[0] != NODATA]
+    assert (on.min(axis=1) == 0).all() and (on.max(axis=1) == 1).all()  # every class both on and off
+
+
 def test_interrupted_run_resumes_without_recomputing(tmp_path, seg):
     h, w = 560, 64  # 12 strips of 1 tile; 256-row blocks checkpoint the progress
     arr = scene_array(h, w, seed=8)
