@@ -1,6 +1,6 @@
 """Retrain: the scheduled job. Check the data version, let DVC decide what is stale and reproduce it
 (`dvc repro`, every stage nested under one MLflow pipeline run), then apply the promotion policy to each task's
-new challenger and report every decision (Prefect artifacts: a table, links to the MLflow pages).
+new challenger (a champion scored on an older test set is scored again on the current one first) and report every decision (Prefect artifacts: a table, links to the MLflow pages).
 
 A profile (``params_path`` other than ``params.yaml``, e.g. ``params/base.yaml``) is applied as the workspace's
 ``params.yaml`` before anything runs, because every DVC stage reads ``params.yaml``; DVC then sees the changed
@@ -22,6 +22,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -180,6 +181,28 @@ def reproduce(pull: bool) -> None:
                            "(run the retrain flow or `dvc repro` again to resume)")
 
 
+@task(cache_policy=NO_CACHE, task_run_name="rescore-champion-{task_name}")
+def rescore_champion(p, task_name: str, uri: str) -> dict | None:
+    """A changed test set: the champion is scored again on the challenger's evaluation data (recorded on the
+    champion), so promotion compares the two on the same data."""
+    from spectralgpt.inference.resolve import find_model_folder
+    from spectralgpt.stages.evaluate import score
+    from spectralgpt.tracking import champion_to_rescore, download, record_rescore
+
+    ref = champion_to_rescore(task_name, uri=uri)
+    if ref is None:
+        return None
+    log = get_run_logger()
+    log.info("%s: the champion v%s was scored on data %s, the challenger on %s: scoring the champion again",
+             task_name, ref["version"], ref["data_version"], ref["challenger_data_version"])
+    with tempfile.TemporaryDirectory(prefix="rescore-") as tmp:
+        metrics = score(p, task_name, find_model_folder(download(ref["model_uri"], tmp, tracking_uri=uri)))
+    if metrics["data_version"] != ref["challenger_data_version"]:
+        log.warning("%s: the evaluation split now has data version %s, not the challenger's %s; promotion will say "
+                    "so", task_name, metrics["data_version"], ref["challenger_data_version"])
+    return record_rescore(task_name, ref["version"], metrics, metrics["data_version"], uri=uri)
+
+
 @task(cache_policy=NO_CACHE)
 def promote_task(task_name: str, margin: float, uri: str) -> dict:
     from spectralgpt.tracking import RegistryError, promote
@@ -256,7 +279,11 @@ def _retrain(params_path: str, promote: bool, pull: bool, push: bool) -> dict:
     with pipeline_run("retrain", {"params": params_path, "stale": stale}, {"data_version": version}, uri=t.uri,
                       experiment=t.experiment, artifacts=t.artifacts) as run:
         reproduce(pull)
-        decisions = [promote_task(name, p.promote.margin, t.uri) for name in p.finetune] if promote else []
+        decisions = []
+        for name in (p.finetune if promote else []):
+            rescored = rescore_champion(p, name, t.uri)
+            decisions.append({**promote_task(name, p.promote.margin, t.uri), **({"rescored": rescored} if rescored
+                                                                                  else {})})
         if push:
             dvc("push")
         run.log_dict({"data_version": version, "stale": stale, "decisions": decisions}, "retrain.json")

@@ -11,7 +11,7 @@ _EXPORTS = {
              "pipeline_run", "resolve_uri", "stage_run"),
     "logger": ("MlflowLogger",),
     "pyfunc": ("SpectralGPTPyfunc", "log_pyfunc"),
-    "registry": ("download", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "lineage",
+    "registry": ("champion_to_rescore", "download", "record_rescore", "PromotionDecision", "RegisteredVersion", "RegistryError", "RollbackResult", "lineage",
                  "list_models", "model_name", "promote", "register", "rollback"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -8,6 +8,10 @@
   the challenger's primary metric beats the champion's by more than `margin` (no champion yet: the challenger
   becomes champion). Every decision is recorded as ``promotion.*`` tags on the challenger and returned as a
   `PromotionDecision`. Promoting again is harmless: a challenger that already is champion is left alone.
+* `champion_to_rescore` / `record_rescore`: when the test set changed (the challenger was scored on another data
+  version than the champion), the retrain flow scores the champion again on the challenger's data and records
+  it on the champion (its old score kept in ``rescored_from``), so the two become comparable instead of every
+  challenger being rejected until someone re-evaluates the champion by hand.
 * `rollback` returns ``champion`` to the version it replaced (the ``previous_champion`` tag written at
   promotion); the rolled-back version loses ``challenger`` so the next `promote` does not bring it back.
 * `list_models` summarises champion and challenger of every ``spectralgpt-*`` model.
@@ -406,6 +410,52 @@ class RollbackResult:
     timestamp: str = field(default_factory=_now)
 
 
+def champion_to_rescore(task: str, *, uri: str | None = None) -> dict | None:
+    """The champion of ``spectralgpt-<task>`` when it was scored on other evaluation data than the challenger:
+    ``{"version", "model_uri", "data_version", "challenger_data_version"}``; None when there is nothing to do
+    (no model, no champion or challenger, the same version, or the same data)."""
+    name = model_name(task)
+    client = _client(uri)
+    try:
+        _get_model(client, name)
+    except RegistryError:
+        return None
+    chal, champ = _alias(client, name, CHALLENGER), _alias(client, name, CHAMPION)
+    if chal is None or champ is None or str(chal.version) == str(champ.version):
+        return None
+    c_data, h_data = chal.tags.get("eval_data_version"), champ.tags.get("eval_data_version")
+    if not c_data or c_data == h_data:
+        return None
+    return {"version": str(champ.version), "model_uri": f"models:/{name}/{champ.version}", "data_version": h_data,
+            "challenger_data_version": c_data}
+
+
+def record_rescore(task: str, version: str, metrics: dict[str, Any], eval_data_version: str, *,
+                   uri: str | None = None) -> dict:
+    """Record `metrics` (scored on `eval_data_version`) as version `version`'s evaluation, the previous one kept
+    in the ``rescored_from`` tag and the model's history; -> {"version", "from", "to", "value", "previous_value"}."""
+    name = model_name(task)
+    client = _client(uri)
+    with registry_lock(uri):
+        mv = client.get_model_version(name, str(version))
+        metric = mv.tags.get("primary_metric") or primary_metric_for(task)
+        values = numeric(metrics)
+        if metric not in values:
+            raise ValueError(f"re-scoring {name} v{version}: metrics lack its primary metric {metric!r}")
+        old = {"data_version": mv.tags.get("eval_data_version"), "value": _float(mv.tags, "primary_value"),
+               "at": _now()}
+        tags = {"primary_value": repr(values[metric]), "eval_data_version": str(eval_data_version),
+                "rescored_from": json.dumps(old), **{f"metric.{k}": repr(v) for k, v in values.items()}}
+        for k, v in tags.items():
+            client.set_model_version_tag(name, str(version), k, v[:4900])
+        _append_history(client, name, {"version": str(version), "at": old["at"], "event": "rescore",
+                                       "from": old["data_version"], "to": str(eval_data_version)})
+    log.info("%s v%s re-scored on data %s: %s %.4f (was %s on %s)", name, version, eval_data_version, metric,
+             values[metric], old["value"], old["data_version"])
+    return {"version": str(version), "from": old["data_version"], "to": str(eval_data_version),
+            "value": values[metric], "previous_value": old["value"]}
+
+
 def rollback(task: str, *, uri: str | None = None) -> RollbackResult:
     """Return ``champion`` to the version it replaced; raises `RegistryError` when there is none."""
     with registry_lock(uri):
@@ -470,8 +520,10 @@ def list_models(*, uri: str | None = None) -> list[ModelSummary]:
     return sorted(out, key=lambda m: m.name)
 
 
-def download(uri: str, dst: str | os.PathLike | None = None) -> Path:
-    """Fetch the artifacts behind a ``models:/...`` or ``runs:/...`` URI to a local folder."""
+def download(uri: str, dst: str | os.PathLike | None = None, *, tracking_uri: str | None = None) -> Path:
+    """Fetch the artifacts behind a ``models:/...`` or ``runs:/...`` URI to a local folder (from the store
+    `tracking_uri`, else MLflow's current one)."""
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst)))
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst),
+                                                    tracking_uri=tracking_uri and resolve_uri(tracking_uri)))

@@ -183,7 +183,12 @@ def test_new_test_labels_rerun_only_that_evaluation(repo):
     new_versions = versions(uri)
     assert {t: len(v) for t, v in new_versions.items()} == {
         t: len(old_versions[t]) + (t == "segmentation") for t in TASKS}
-    seg = next(d for d in result["decisions"] if d["task"] == "segmentation")
-    assert seg["decision"] == "rejected" and "not comparable" in seg["reason"], seg
     assert new_versions["segmentation"][-1].tags["lineage.eval_digest"] != \
         new_versions["segmentation"][-2].tags["lineage.eval_digest"]
+    # the champion, scored on the old labels, is scored again on the new ones, then compared on scores
+    seg = next(d for d in result["decisions"] if d["task"] == "segmentation")
+    challenger = new_versions["segmentation"][-1]
+    assert seg["rescored"]["to"] == challenger.tags["eval_data_version"] != seg["rescored"]["from"], seg
+    assert seg["champion_value"] == seg["rescored"]["value"] and "not comparable" not in seg["reason"], seg
+    assert seg["decision"] == ("promoted" if seg["challenger_value"] > seg["champion_value"] else "rejected"), seg
+    assert all("rescored" not in d for d in result["decisions"] if d["task"] != "segmentation")

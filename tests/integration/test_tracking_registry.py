@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.cli import app
 from spectralgpt.inference import Predictor
-from spectralgpt.tracking import promote, register, rollback
+from spectralgpt.tracking import champion_to_rescore, promote, record_rescore, register, rollback
 
 
 def _tif(path, array, bands):
@@ -136,6 +136,31 @@ def test_rolled_back_challenger_is_not_promoted_again(store, tmp_path):
     rollback(t)
     d = promote(t)
     assert d.decision == "unchanged" and "no challenger" in d.reason
+
+
+def test_a_champion_scored_on_an_old_test_set_is_rescored_then_compared(store, tmp_path):
+    t, client, name = "classification", MlflowClient(store), "spectralgpt-classification"
+    v1 = _version(t, tmp_path, 0.80, "d1", 1)
+    assert champion_to_rescore(t) is None  # no champion yet
+    promote(t)
+    _version(t, tmp_path, 0.82, "d1", 2)
+    assert champion_to_rescore(t) is None  # same test data: directly comparable
+    v3 = _version(t, tmp_path, 0.75, "d2", 3)  # the test set changed (harder labels)
+    ref = champion_to_rescore(t)
+    assert ref == {"version": v1, "model_uri": f"{'models:/'}{name}/{v1}", "data_version": "d1",
+                   "challenger_data_version": "d2"}
+    out = record_rescore(t, v1, {"overall_accuracy": 0.70, "average_accuracy": 0.6}, "d2")
+    assert out == {"version": v1, "from": "d1", "to": "d2", "value": 0.70, "previous_value": 0.80}
+    tags = client.get_model_version(name, v1).tags
+    assert tags["eval_data_version"] == "d2" and float(tags["primary_value"]) == 0.70
+    assert json.loads(tags["rescored_from"])["value"] == 0.80 and float(tags["metric.average_accuracy"]) == 0.6
+    assert champion_to_rescore(t) is None
+    d = promote(t)  # 0.75 beats the champion's 0.70 on the same (new) data
+    assert d.promoted and d.champion_value == 0.70 and d.challenger_version == v3
+    history = json.loads(client.get_registered_model(name).tags["champion_history"])
+    assert [h["event"] for h in history] == ["promote", "rescore", "promote"]
+    with pytest.raises(ValueError, match="primary metric"):
+        record_rescore(t, v3, {"miou": 0.5}, "d3")
 
 
 def test_cli_models_promote_rollback(store, tmp_path):
