@@ -21,13 +21,13 @@ Sentinel-2 call behaves as before. Canonical ids of other sensors always carry t
 ``OLI:B5`` (near infrared) never clashes with Sentinel-2's ``B5`` (red edge 1).
 
 Wavelengths: Sentinel-2A centre wavelengths (ESA); Landsat 8 OLI/TIRS centre wavelengths (USGS); HLS bands
-carry the Sentinel-2A centre of the MSI band they are harmonised to (HLS adjusts L30's OLI bandpasses to MSI's,
-so S30 and L30 chips share one set of names); RGB centres are nominal values for a colour camera (blue 480,
-green 560, red 655 nm) and its resolution is unknown (None).
+carry the OLI centre wavelengths, the reference of HLS's bandpass adjustment (S30's MSI bands are adjusted to
+OLI's, so S30 and L30 granules share one set of names); RGB centres are nominal values for a colour camera (blue
+480, green 560, red 655 nm) and its resolution is unknown (None).
 
 `equivalent_band` matches a band of any sensor onto a set of target bands (default: the 12 pretraining bands)
 by wavelength: the nearest target centre within `tolerance_nm` (default 15 nm, under half the smallest spacing
-of the pretraining bands, B8-B8A at 32 nm, so the match is never ambiguous). HLS NIR_NARROW (864.7 nm) is B8A,
+of the pretraining bands, B8-B8A at 32 nm, so the match is never ambiguous). HLS NIR_NARROW (864.6 nm) is B8A,
 OLI B2 (482 nm) is B2, OLI B8 (panchromatic, 589.5 nm) matches nothing.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Band:
     name: str
-    wavelength_nm: float  # centre wavelength (Sentinel-2A for Sentinel-2 and HLS)
+    wavelength_nm: float  # centre wavelength (Sentinel-2A for Sentinel-2; Landsat 8 OLI for OLI and HLS)
     resolution_m: int | None  # native ground sampling distance (None: unknown, e.g. a generic RGB camera)
     description: str
     sensor: str = "s2"
@@ -85,14 +85,14 @@ RGB_BANDS: tuple[str, ...] = ("B4", "B3", "B2")
 _HLS = tuple(
     Band(*a, sensor="hls")
     for a in (
-        ("COASTAL_AEROSOL", 442.7, 30, "coastal aerosol (L30 B01, S30 B01)"),
-        ("BLUE", 492.4, 30, "blue (L30 B02, S30 B02)"),
-        ("GREEN", 559.8, 30, "green (L30 B03, S30 B03)"),
-        ("RED", 664.6, 30, "red (L30 B04, S30 B04)"),
-        ("NIR_NARROW", 864.7, 30, "narrow near infrared (L30 B05, S30 B8A)"),
-        ("SWIR_1", 1613.7, 30, "short-wave infrared 1 (L30 B06, S30 B11)"),
-        ("SWIR_2", 2202.4, 30, "short-wave infrared 2 (L30 B07, S30 B12)"),
-        ("CIRRUS", 1373.5, 30, "cirrus (L30 B09, S30 B10)"),
+        ("COASTAL_AEROSOL", 443.0, 30, "coastal aerosol (L30 B01, S30 B01)"),
+        ("BLUE", 482.0, 30, "blue (L30 B02, S30 B02)"),
+        ("GREEN", 561.4, 30, "green (L30 B03, S30 B03)"),
+        ("RED", 654.6, 30, "red (L30 B04, S30 B04)"),
+        ("NIR_NARROW", 864.6, 30, "narrow near infrared (L30 B05, S30 B8A)"),
+        ("SWIR_1", 1608.9, 30, "short-wave infrared 1 (L30 B06, S30 B11)"),
+        ("SWIR_2", 2200.7, 30, "short-wave infrared 2 (L30 B07, S30 B12)"),
+        ("CIRRUS", 1373.4, 30, "cirrus (L30 B09, S30 B10)"),
     )
 )
 _OLI = tuple(
@@ -259,3 +259,207 @@ def select_bands(image: np.ndarray, available, wanted) -> np.ndarray:
     if image.shape[0] != len(available):
         raise ValueError(f"image has {image.shape[0]} bands but {len(available)} band names were given")
     return image[band_indices(available, wanted)]
+
+
+# ------------------------------------------------------------------------------------------ band mapping
+
+#: how `BandMapping` fills a model band that no input band stands for
+FILLS: tuple[str, ...] = ("zeros", "mean", "nearest")
+#: how a model band gets its values: from an input band of the same name, of a wavelength within the tolerance,
+#: a copy of the nearest-wavelength input band, or a constant (zeros, the dataset mean)
+HOWS: tuple[str, ...] = ("name", "wavelength", "nearest", "zeros", "mean")
+_COPIES = ("name", "wavelength", "nearest")
+MAX_MAPPED_BANDS = 64  # a record from a config.json names at most this many bands
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+@dataclass(frozen=True)
+class BandMapping:
+    """How a task's input bands feed a model's bands (default: the 12 pretraining bands, 4 spectral groups).
+
+    Per model band: an input band of the same canonical name, else one whose centre wavelength lies within
+    `tolerance_nm` (`equivalent_band`: HLS NIR_NARROW is B8A, OLI B4 is B4), else the `fill`: ``zeros`` (0 after
+    normalisation), ``mean`` (the dataset mean after normalisation: 0 for a z-score, else measured on the
+    training split and recorded in `value`) or ``nearest`` (a copy of the input band nearest in wavelength).
+    An input band that feeds no model band is unused. The mapping is applied to *normalised* images (band axis
+    -3, numpy or torch), after the per-input-band recipe, and serialises with the model (`to_dict`), so
+    training, evaluation, `Predictor`, ``spectralgpt predict`` and the MLflow pyfunc apply the same record.
+    """
+
+    input_bands: tuple[str, ...]
+    model_bands: tuple[str, ...]
+    source: tuple[int | None, ...]  # per model band: the input index it copies; None for a constant
+    how: tuple[str, ...]  # per model band: one of HOWS
+    value: tuple[float | None, ...]  # per model band: the constant of zeros/mean, else None
+    fill: str = "zeros"
+    tolerance_nm: float = WAVELENGTH_TOLERANCE_NM
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, input_bands, model_bands=PRETRAIN_BANDS, fill: str = "zeros", *, sensor: str | None = None,
+              tolerance_nm: float = WAVELENGTH_TOLERANCE_NM, mean: float = 0.0) -> "BandMapping":
+        """The mapping of `input_bands` (names as `canonical` takes them, with `sensor`) onto `model_bands`.
+
+        Raises ValueError when no input band stands for any model band (nothing of the input would reach the
+        model), naming the bands and the tolerance."""
+        if fill not in FILLS:
+            raise ValueError(f"fill {fill!r} is not one of {', '.join(FILLS)}")
+        tol = float(tolerance_nm)
+        if not 0 <= tol <= 100:
+            raise ValueError(f"wavelength tolerance {tolerance_nm!r} nm must lie in [0, 100]")
+        inputs = canonical_list(input_bands, sensor)
+        models = canonical_list(model_bands)
+        if not inputs:
+            raise ValueError("the input band list is empty")
+        best: dict[str, tuple[tuple, int, str]] = {}  # model band -> (rank key, input index, how)
+        for i, b in enumerate(inputs):
+            target = equivalent_band(b, models, tol)
+            if target is None:
+                continue
+            how = "name" if target == b else "wavelength"
+            key = (how != "name", abs(band_info(b).wavelength_nm - band_info(target).wavelength_nm), i)
+            if target not in best or key < best[target][0]:
+                best[target] = (key, i, how)
+        if not best:
+            raise ValueError(f"none of the input bands {', '.join(inputs)} is a model band or lies within {tol:g} nm "
+                             f"of one ({', '.join(models)}); name the bands the data holds")
+        wl = [band_info(b).wavelength_nm for b in inputs]
+        source, how, value = [], [], []
+        for m in models:
+            if m in best:
+                source.append(best[m][1])
+                how.append(best[m][2])
+                value.append(None)
+            elif fill == "nearest":
+                target = band_info(m).wavelength_nm
+                source.append(min(range(len(inputs)), key=lambda k: (abs(wl[k] - target), wl[k], k)))
+                how.append("nearest")
+                value.append(None)
+            else:
+                source.append(None)
+                how.append(fill)
+                value.append(0.0 if fill == "zeros" else float(mean))
+        return cls(inputs, models, tuple(source), tuple(how), tuple(value), fill, tol)
+
+    def with_mean(self, mean: float) -> "BandMapping":
+        """This mapping with every ``mean``-filled band set to the constant `mean` (a normalised value)."""
+        mean = float(mean)
+        if not np.isfinite(mean):
+            raise ValueError(f"fill mean {mean!r} is not finite")
+        value = tuple(mean if h == "mean" else v for h, v in zip(self.how, self.value))
+        return BandMapping(self.input_bands, self.model_bands, self.source, self.how, value, self.fill,
+                           self.tolerance_nm)
+
+    # -- what it does ---------------------------------------------------------------------------------------
+    @property
+    def identity(self) -> bool:
+        """The input already is the model's band list in the model's order: applying it changes nothing."""
+        return self.input_bands == self.model_bands and all(h == "name" for h in self.how)
+
+    @property
+    def matched(self) -> dict[str, str]:
+        """{model band: input band} of the model bands fed by an input band of that name or wavelength."""
+        return {m: self.input_bands[s] for m, s, h in zip(self.model_bands, self.source, self.how)
+                if h in ("name", "wavelength")}
+
+    @property
+    def filled(self) -> dict[str, str]:
+        """{model band: how} of the model bands no input band stands for (zeros, mean or nearest)."""
+        return {m: h for m, h in zip(self.model_bands, self.how) if h not in ("name", "wavelength")}
+
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """Input bands that feed no model band (e.g. OLI's thermal bands)."""
+        used = {s for s in self.source if s is not None}
+        return tuple(b for i, b in enumerate(self.input_bands) if i not in used)
+
+    def describe(self) -> str:
+        parts = []
+        for m, s, h, v in zip(self.model_bands, self.source, self.how, self.value):
+            if h in _COPIES:
+                parts.append(f"{m}<-{self.input_bands[s]}" + ("" if h == "name" else f" ({h})"))
+            else:
+                parts.append(f"{m}={v:.4g} ({h})")
+        unused = f"; unused: {', '.join(self.unused)}" if self.unused else ""
+        return "; ".join(parts) + unused
+
+    def apply(self, x):
+        """(..., C_in, H, W) normalised input (numpy or torch) -> (..., C_model, H, W) in the model's order."""
+        if x.shape[-3] != len(self.input_bands):
+            raise ValueError(f"image has {x.shape[-3]} bands; this band mapping takes {len(self.input_bands)} "
+                             f"({', '.join(self.input_bands)})")
+        if self.identity:
+            return x
+        idx = [0 if s is None else s for s in self.source]
+        consts = [(k, v) for k, v in enumerate(self.value) if self.source[k] is None]
+        if _is_torch(x):
+            import torch
+
+            out = x.index_select(x.ndim - 3, torch.tensor(idx, device=x.device))
+        else:
+            out = np.take(x, idx, axis=-3)
+        for k, v in consts:
+            out[..., k, :, :] = v
+        return out
+
+    __call__ = apply
+
+    # -- (de)serialisation ------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        bands = []
+        for m, s, h, v in zip(self.model_bands, self.source, self.how, self.value):
+            entry = {"model": m, "how": h}
+            if s is not None:
+                entry.update(input=s, input_band=self.input_bands[s])
+            else:
+                entry["value"] = v
+            bands.append(entry)
+        return {"input_bands": list(self.input_bands), "model_bands": list(self.model_bands), "fill": self.fill,
+                "tolerance_nm": self.tolerance_nm, "bands": bands, "unused": list(self.unused)}
+
+    @classmethod
+    def from_dict(cls, d) -> "BandMapping":
+        """The mapping a saved record describes, applied as recorded (never re-derived, so a later change of the
+        band tables cannot change a trained model's input). A malformed or inconsistent record is refused."""
+
+        def bad(why):
+            return ValueError(f"invalid band mapping record: {why}")
+
+        if not isinstance(d, dict):
+            raise bad(f"expected a mapping, got {type(d).__name__}")
+        try:
+            inputs, models = canonical_list(d["input_bands"]), canonical_list(d["model_bands"])
+            fill, tol, entries = d["fill"], float(d["tolerance_nm"]), d["bands"]
+        except KeyError as e:
+            raise bad(f"missing entry {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            raise bad(str(e)) from None
+        if not inputs or not models or max(len(inputs), len(models)) > MAX_MAPPED_BANDS:
+            raise bad(f"{len(inputs)} input and {len(models)} model bands (each 1 to {MAX_MAPPED_BANDS})")
+        if fill not in FILLS or not (np.isfinite(tol) and 0 <= tol <= 100):
+            raise bad(f"fill {fill!r} (allowed: {', '.join(FILLS)}) or tolerance {tol!r} nm out of range")
+        if not isinstance(entries, list) or len(entries) != len(models):
+            raise bad(f"`bands` must list the {len(models)} model bands, one entry each")
+        source, how, value = [], [], []
+        for k, (m, e) in enumerate(zip(models, entries)):
+            if not isinstance(e, dict) or e.get("model") != m or e.get("how") not in HOWS:
+                raise bad(f"entry {k} must be {{model: {m!r}, how: one of {', '.join(HOWS)}, ...}}, got {e!r}")
+            if e["how"] in _COPIES:
+                s = e.get("input")
+                if type(s) is not int or not 0 <= s < len(inputs) or e.get("input_band") != inputs[s]:
+                    raise bad(f"entry {k} ({m}) must name an input index in [0, {len(inputs)}) and its band")
+                source.append(s)
+                value.append(None)
+            else:
+                v = e.get("value")
+                if type(v) not in (int, float) or not np.isfinite(v) or (e["how"] == "zeros" and v != 0):
+                    raise bad(f"entry {k} ({m}) needs a finite `value` (0 for zeros), got {v!r}")
+                source.append(None)
+                value.append(float(v))
+            how.append(e["how"])
+        if not any(h in ("name", "wavelength") for h in how):
+            raise bad("no model band is fed by an input band")
+        return cls(inputs, models, tuple(source), tuple(how), tuple(value), fill, tol)
