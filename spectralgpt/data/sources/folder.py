@@ -54,7 +54,7 @@ class Folder(SourceDataset):
             return [Entry(pre + _stem(m), raster.vsitar(tar, m), None, {"tar": tar, "member": m})
                     for m in raster.list_tar_members(tar, _EXTS)]  # (which raises BadSample naming the tar)
         base = raster.vsitar(tar, "")
-        return [Entry(pre + _stem(m.name), base + m.name.lstrip("/"), None,
+        return [Entry(pre + m.name[:m.name.rfind(".")], base + m.name.lstrip("/"), None,  # (the stem: cheaper)
                       {"tar": tar, "member": m.name, "check": (m.header, m.offset, m.digest)})
                 for m in members if m.regular and m.name.lower().endswith(_EXTS)]
 
