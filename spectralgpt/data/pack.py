@@ -47,6 +47,7 @@ _SHARD = re.compile(r"^shard-(\d{6})\.tar$")
 _TEMP = re.compile(r"^\.shard-\d{6}\.tar(?:\.index\.json)?\.[A-Za-z0-9_]+\.tmp$")  # atomic_path's names
 _BLOCK = tarfile.BLOCKSIZE
 _ZERO_BLOCK = bytes(_BLOCK)
+_MAX_HEADER = 1 << 20  # header blocks of one member (PAX records included) larger than this are refused
 _ENCODING, _ERRORS = "utf-8", "surrogateescape"
 
 
@@ -168,7 +169,7 @@ def mismatch(tar_path: str | os.PathLike, members: list[Member], end: int, size:
         with open(tar_path, "rb") as f:
             fd = f.fileno()
             for m in members:
-                if m.header != at or m.offset <= m.header or m.size < 0:
+                if m.header != at or not 0 < m.offset - m.header <= _MAX_HEADER or not 0 <= m.size <= size:
                     return f"member {m.name!r} does not start where the previous one ends"
                 if _header_digest(os.pread(fd, m.offset - m.header, m.header)) != m.digest:
                     return f"the header of member {m.name!r} at offset {m.header} is not the indexed one"
@@ -223,6 +224,8 @@ def tar_members(tar_path: str | os.PathLike) -> tuple[list[Member], bool]:
 
 def header_matches(tar_path: str | os.PathLike, header: int, offset: int, digest: str) -> bool:
     """Whether the member header blocks at ``[header, offset)`` of the tar still have `digest` (one read)."""
+    if not 0 < offset - header <= _MAX_HEADER:
+        return False
     try:
         fd = os.open(tar_path, os.O_RDONLY)
     except OSError:
@@ -240,7 +243,7 @@ def copy_member(tar_path: str | os.PathLike, m: Member, out, chunk: int = 1 << 2
     when it is not or the tar ends early)."""
     with open(tar_path, "rb") as f:
         fd = f.fileno()
-        if _header_digest(os.pread(fd, m.offset - m.header, m.header)) != m.digest:
+        if not header_matches(tar_path, m.header, m.offset, m.digest):
             raise ValueError(f"the header of {m.name!r} at offset {m.header} changed")
         at, stop = m.offset, m.offset + m.size
         while at < stop:

@@ -144,6 +144,16 @@ def test_tars_without_an_index_or_with_a_damaged_one_are_walked(packed, tars, tm
         ds = load_dataset("folder", tars, bands=BANDS)
     assert ds.ids == want.ids
     assert any("shard-000001.tar" in w and "digest does not match" in w for w in _warnings(caplog))
+    # an index with a right digest but absurd offsets (hostile, or from a bug) is refused before any big read
+    body = json.loads(ipath.read_text().splitlines()[1])
+    body["members"][0][2] = 10**15
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    ipath.write_text(json.dumps({"format": "spectralgpt-tar-index", "version": 1,
+                                 "sha256": hashlib.sha256(text.encode()).hexdigest()}) + "\n" + text + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert load_dataset("folder", tars, bands=BANDS).ids == want.ids
+    assert any("does not start where the previous one ends" in w for w in _warnings(caplog))
 
     # a tar from elsewhere: a folder entry, a text member, no index
     other = tmp_path / "other.tar"
