@@ -15,6 +15,18 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from spectralgpt.bands import PRETRAIN_BANDS, canonical_list
 
 Kind = Literal["mae", "classifier", "segmentation", "change"]
+#: model kinds with a per-pixel head (`head` chooses which)
+DENSE_KINDS = ("segmentation", "change")
+#: PANGAEA's encoder layers for UPerNet on a 12-block ViT (scaled to other depths, see `feature_layers`)
+UPERNET_LAYERS = (3, 5, 7, 11)
+MAX_UPERNET_LEVELS = 6
+
+
+def scale_layers(layers, depth: int, reference_depth: int = 12) -> tuple[int, ...]:
+    """Block indices chosen for a `reference_depth`-block encoder mapped to one of `depth` blocks at the same
+    relative depth: block i -> round((i + 1) * depth / reference_depth) - 1, within [0, depth - 1].
+    (3, 5, 7, 11) stays itself at depth 12 and becomes (0, 1, 2, 3) at 4, (2, 3, 4, 7) at 8, (7, 11, 15, 23) at 24."""
+    return tuple(min(max(math.floor((i + 1) * depth / reference_depth + 0.5) - 1, 0), depth - 1) for i in layers)
 
 #: upper bounds of the integer sizes (the published huge model: embed_dim 1280, depth 32, 16 heads, 128 px)
 LIMITS = {"img_size": 2048, "patch_size": 128, "t_patch_size": 64, "num_bands": 64, "embed_dim": 8192,
@@ -62,6 +74,10 @@ class ModelConfig(BaseModel):
     fpn_channels: int = 256
     dense_dropout: float = 0.5
     dense_head_legacy: bool = False  # legacy bug 19: encoder's final norm not applied before the dense head
+    # dense head: "pyramid" (the published head on the last block, models/dense.py) or "upernet" (PANGAEA-style
+    # UPerNet on the block outputs `upernet_layers`, models/upernet.py); None: (3, 5, 7, 11) scaled to `depth`
+    head: Literal["pyramid", "upernet"] = "pyramid"
+    upernet_layers: tuple[int, ...] | None = None
 
     @field_validator("bands", mode="before")
     @classmethod
@@ -118,6 +134,16 @@ class ModelConfig(BaseModel):
         if self.decoder_embed_dim % self.decoder_num_heads:
             raise ValueError(f"decoder_embed_dim {self.decoder_embed_dim} is not divisible by "
                              f"decoder_num_heads {self.decoder_num_heads}")
+        if self.head == "upernet" and self.kind not in DENSE_KINDS:
+            raise ValueError(f"head 'upernet' is a dense head (model kinds {', '.join(DENSE_KINDS)}), not for a "
+                             f"{self.kind} model")
+        if self.upernet_layers is not None:
+            layers = self.upernet_layers
+            if not 1 <= len(layers) <= MAX_UPERNET_LEVELS or not all(0 <= i < self.depth for i in layers):
+                raise ValueError(f"upernet_layers must be 1 to {MAX_UPERNET_LEVELS} block indices in [0, "
+                                 f"{self.depth - 1}] (depth {self.depth}), got {list(layers)}")
+            if list(layers) != sorted(layers):
+                raise ValueError(f"upernet_layers must run from shallow to deep, got {list(layers)}")
         if self.num_tokens > MAX_TOKENS:
             raise ValueError(f"{self.num_groups} spectral groups x {self.grid}x{self.grid} patches = {self.num_tokens} "
                              f"tokens, over the limit of {MAX_TOKENS}")
@@ -134,6 +160,13 @@ class ModelConfig(BaseModel):
     @property
     def num_tokens(self) -> int:
         return self.num_groups * self.grid * self.grid
+
+    @property
+    def feature_layers(self) -> tuple[int, ...]:
+        """The block outputs the UPerNet head reads: `upernet_layers`, else (3, 5, 7, 11) at the same relative
+        depth of this encoder (block i -> round((i + 1) * depth / 12) - 1: (0, 1, 2, 3) for 4 blocks)."""
+        return tuple(self.upernet_layers) if self.upernet_layers is not None else scale_layers(UPERNET_LAYERS,
+                                                                                                    self.depth)
 
     @property
     def patch_dim(self) -> int:

@@ -5,6 +5,9 @@ a learned Linear(T -> 1) into one (B, D, h, w) map; four parallel branches turn 
 x8, x4, x2 and x1 (1x1 conv + GroupNorm + GELU + transposed conv); an UPerNet-style head (pyramid pooling on
 the coarsest level, top-down FPN with lateral convs, fusion of all levels) and a 3x3 classifier produce
 full-resolution logits.
+
+This is the default dense head (`ModelConfig.head: pyramid`); ``head: upernet`` builds the PANGAEA-style UPerNet on
+intermediate encoder layers instead (`spectralgpt.models.upernet`).
 """
 
 from __future__ import annotations

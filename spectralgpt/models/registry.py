@@ -8,6 +8,7 @@ from spectralgpt.models.classifier import SpectralClassifier
 from spectralgpt.models.config import ModelConfig
 from spectralgpt.models.dense import SpectralChangeDetector, SpectralSegmenter
 from spectralgpt.models.mae import SpectralMAE
+from spectralgpt.models.upernet import UPerNetChangeDetector, UPerNetSegmenter
 
 BASE = dict(embed_dim=768, depth=12, num_heads=12)
 LARGE = dict(embed_dim=1024, depth=24, num_heads=16)
@@ -60,6 +61,8 @@ MODEL_CONFIGS: dict[str, dict] = {
 
 CLASSES = {"mae": SpectralMAE, "classifier": SpectralClassifier, "segmentation": SpectralSegmenter,
            "change": SpectralChangeDetector}
+#: the classes of `head: upernet` (dense kinds only; ModelConfig refuses it elsewhere)
+UPERNET_CLASSES = {"segmentation": UPerNetSegmenter, "change": UPerNetChangeDetector}
 
 
 def model_config(name: str, **overrides) -> ModelConfig:
@@ -70,7 +73,7 @@ def model_config(name: str, **overrides) -> ModelConfig:
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    return CLASSES[cfg.kind](cfg)
+    return (UPERNET_CLASSES if cfg.head == "upernet" else CLASSES)[cfg.kind](cfg)
 
 
 def create_model(name: str | ModelConfig, **overrides) -> nn.Module:
