@@ -152,6 +152,14 @@ WAVELENGTH_TOLERANCE_NM = 15.0
 _NAME = re.compile(r"^B0*(\d{1,2})(A?)$")
 
 
+class MissingBandsError(KeyError, ValueError):
+    """Bands that are needed are absent from an input: a KeyError (what `band_indices` has always raised) and a
+    ValueError (a bad input, refused with this message)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def sensor_key(sensor: str) -> str:
     """Normalise a sensor name ('Sentinel-2', 'landsat9', 'HLS', 'rgb') to a key of `SENSORS`."""
     key = _SENSOR_ALIASES.get(str(sensor).strip().lower())
@@ -250,7 +258,7 @@ def band_indices(available, wanted) -> list[int]:
     want = canonical_list(wanted)
     missing = [b for b in want if b not in have]
     if missing:
-        raise KeyError(f"missing band(s) {', '.join(missing)}: the source has {', '.join(have)}")
+        raise MissingBandsError(f"missing band(s) {', '.join(missing)}: the source has {', '.join(have)}")
     return [have.index(b) for b in want]
 
 

@@ -22,7 +22,7 @@ TASKS = FINETUNE_TASKS  #: the downstream tasks, from `spectralgpt.tasks`
 Task = Literal[TASKS]
 #: the model kind each task fine-tunes
 MODEL_KIND = {name: get_task(name).model_kind for name in TASKS}
-DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder")
+DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars")
 #: corpus names: the keys of data.sources and of the per-corpus preprocess settings
 CORPORA = ("pretrain", *TASKS)
 SPLITS = ("train", "val", "test")
@@ -69,10 +69,26 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """One raw dataset: its layout (`kind`), where it lies, and reader options."""
 
-    kind: Literal["eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder"]
+    kind: Literal["eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars"]
     root: str
     split: str | None = None
     options: dict[str, Any] = {}
+    bands: list[str] | None = Field(None, description="bands the corpus stores, by name (default: the reader's own "
+                                    "band set: the 12 pretraining bands for Sentinel-2 layouts, the 6 HLS bands for "
+                                    "hls_burn_scars)")
+    sensor: str | None = Field(None, description="sensor of plain band names (s2, hls, oli, rgb; see spectralgpt.bands)")
+
+    @model_validator(mode="after")
+    def _bands(self):
+        from spectralgpt.bands import canonical_list, sensor_key
+
+        if self.sensor is not None:
+            self.sensor = sensor_key(self.sensor)
+        if self.bands is not None:
+            if not self.bands:
+                raise ValueError("bands is empty; name the bands to store or leave it out")
+            self.bands = list(canonical_list(self.bands, self.sensor))
+        return self
 
 
 class SyntheticConfig(_Strict):
@@ -360,11 +376,33 @@ class FinetuneConfig(_Strict):
         "validation split to maximise F1, or a fixed probability")
     shards: str = "data/shards"
     out: str | None = None  # default: models/<task>
+    bands: list[str] | None = Field(None, description="the task's input bands, by name (default: every band its "
+                                    "corpus stores); mapped onto the model's bands by name, then by wavelength")
+    sensor: str | None = Field(None, description="sensor of plain names in `bands` (s2, hls, oli, rgb)")
+    fill: Literal["zeros", "mean", "nearest"] = Field(
+        "zeros", description="model bands no input band stands for: 0 after normalisation, the dataset mean after "
+        "normalisation, or a copy of the nearest-wavelength input band")
+    wavelength_tolerance_nm: float = Field(15.0, ge=0, le=100, description="an input band stands for a model band "
+                                           "whose centre wavelength is this near")
 
     @field_validator("train")
     @classmethod
     def _device(cls, v):
         return _check_train_device(v)
+
+    @model_validator(mode="after")
+    def _input_bands(self):
+        from spectralgpt.bands import BandMapping, canonical_list, sensor_key
+
+        if self.sensor is not None:
+            self.sensor = sensor_key(self.sensor)
+        if self.bands is not None:
+            if not self.bands:
+                raise ValueError("bands is empty; name the task's input bands or leave it out")
+            self.bands = list(canonical_list(self.bands, self.sensor))
+            arch = _check_model(self.model, self.model_overrides, "model")
+            BandMapping.build(self.bands, arch.bands, self.fill, tolerance_nm=self.wavelength_tolerance_nm)
+        return self
 
     @field_validator("corpus")
     @classmethod

@@ -37,6 +37,20 @@ def _predictor(model: str, device: str, precision: str = "fp32"):
     return Predictor.load(resolve_model(model), device=_device(device), precision=precision)
 
 
+def _band_order(text: str | None, sensor: str | None, model_bands) -> tuple[str, ...] | None:
+    """--band-order: comma-separated names (plain names of --sensor, or qualified: HLS:BLUE), or ``model``: the
+    file's bands are the model's input bands in its order (`model_bands`: `Predictor.bands`)."""
+    from spectralgpt.bands import canonical_list
+
+    if text is None:
+        if sensor is not None:
+            raise ValueError("--sensor names the sensor of --band-order's plain names; give --band-order too")
+        return None
+    if text.strip().lower() == "model":
+        return tuple(model_bands)
+    return canonical_list([t for t in text.split(",") if t.strip()], sensor)
+
+
 def _int(text: str, flag: str) -> int:
     try:
         return int(text)
@@ -60,6 +74,10 @@ def predict(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     offset: str = typer.Option("auto", "--offset", help="Sentinel-2 DN offset to subtract: auto (from a SAFE "
                                "product's MTD_MSIL*.xml), none, or N (1000 for baseline >= 04.00 GeoTIFFs)"),
+    band_order: str | None = typer.Option(None, "--band-order", help="bands of a multi-band file without band "
+                                          "descriptions, comma-separated (B2,B3,... or HLS:BLUE,...), or `model`: "
+                                          "the model's input bands in its order"),
+    sensor: str | None = typer.Option(None, "--sensor", help="sensor of --band-order's plain names: s2, hls, oli, rgb"),
 ) -> None:
     """Predict a whole scene (any size) to a georeferenced Cloud-Optimized GeoTIFF."""
     from spectralgpt.inference.outputs import check_output
@@ -70,9 +88,11 @@ def predict(
     check_output(output, (input, input2), overwrite)  # before the model is loaded
     _device(device)
     offset = check_option(offset if offset in ("auto", "none") else _int(offset, "--offset"))
-    r = predict_scene(_predictor(model, device, precision), input, output, input2=input2, overlap=overlap,
+    _band_order(band_order, sensor, ())  # names checked before the model is loaded
+    predictor = _predictor(model, device, precision)
+    r = predict_scene(predictor, input, output, input2=input2, overlap=overlap,
                       batch_size=batch_size, probabilities=probabilities, resume=resume, progress=progress,
-                      overwrite=overwrite, offset=offset)
+                      overwrite=overwrite, offset=offset, band_order=_band_order(band_order, sensor, predictor.bands))
     typer.echo(f"{r.output}: {r.height} x {r.width}, {r.tiles_total} tiles ({r.tiles_computed} computed)")
 
 

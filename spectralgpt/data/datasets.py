@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from spectralgpt.bands import PRETRAIN_BANDS, band_indices
+from spectralgpt.bands import PRETRAIN_BANDS, BandMapping, band_indices
 from spectralgpt.data.normalize import MinMax, Recipe, make_recipe
 from spectralgpt.data.prefetch import ThreadLoader
 from spectralgpt.io.shards import ShardCorpus
@@ -163,7 +163,11 @@ def _resolve_recipe(recipe, corpus: ShardCorpus) -> Recipe | None:
 
 
 class ShardTaskDataset(Dataset):
-    """Common machinery: corpus access, band selection, int-or-batch indexing."""
+    """Common machinery: corpus access, band selection, int-or-batch indexing.
+
+    A recipe dict with a ``band_mapping`` entry (`BandMapping.to_dict`, as `normalization_record` writes and a
+    saved model's config.json keeps) reads the mapping's input bands (by name) and maps the normalised images
+    onto the model's bands: the same record training, evaluation and inference apply."""
 
     def __init__(self, corpus, *, size: int | None = None, train: bool = True, recipe="auto", bands=None,
                  split: str | None = None):
@@ -172,7 +176,15 @@ class ShardTaskDataset(Dataset):
         self.corpus = corpus
         self.size = int(size or corpus.size)
         self.train = train
+        self.mapping = None
+        if isinstance(recipe, dict) and recipe.get("band_mapping") is not None:
+            self.mapping = BandMapping.from_dict(recipe["band_mapping"])
+            recipe = {k: v for k, v in recipe.items() if k != "band_mapping"}
+            bands = self.mapping.input_bands if bands is None else bands
         self.bands = tuple(bands) if bands is not None else corpus.bands
+        if self.mapping is not None and self.bands != self.mapping.input_bands:
+            raise ValueError(f"bands {', '.join(self.bands)} differ from the band mapping's input bands "
+                             f"{', '.join(self.mapping.input_bands)}")
         idx = band_indices(corpus.bands, self.bands)
         self._band_idx = None if idx == list(range(len(corpus.bands))) else idx
         self.recipe = _resolve_recipe(recipe, corpus)
@@ -202,7 +214,36 @@ class ShardTaskDataset(Dataset):
         return t.float() if name in ("image", "image2") else t
 
     def _norm(self, x):
-        return x if self.recipe is None else self.recipe(x)
+        return self._map(x if self.recipe is None else self.recipe(x))
+
+    def _map(self, x):
+        """Normalised input bands -> the model's bands (the band mapping; nothing without one)."""
+        return x if self.mapping is None else self.mapping(x)
+
+    def normalization_record(self) -> dict | None:
+        """What a saved model records as its normalisation: the recipe (statistics per input band) and, with a
+        band mapping, the mapping under ``band_mapping``."""
+        record = self.recipe.to_dict() if self.recipe is not None else None
+        if self.mapping is not None:
+            if record is None:
+                raise ValueError("a band mapping needs a normalisation recipe to be recorded with")
+            record = {**record, "band_mapping": self.mapping.to_dict()}
+        return record
+
+    def normalised_mean(self, max_items: int = 256) -> float:
+        """Mean of the normalised input bands (before the band mapping) over up to `max_items` items spread evenly
+        over the corpus: the ``mean`` fill of a band mapping (a z-score's is 0 by construction)."""
+        n = len(self.corpus)
+        if n == 0:
+            raise ValueError(f"corpus {self.corpus.path} is empty")
+        rows = np.unique(np.linspace(0, n - 1, min(n, max_items)).round().astype(int)).tolist()
+        total, count = 0.0, 0
+        for start in range(0, len(rows), 32):
+            x = self._read(rows[start:start + 32])
+            y = x if self.recipe is None else self.recipe(x)
+            total += float(y.double().sum())
+            count += y.numel()
+        return total / count
 
     def batch(self, indices) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -253,7 +294,7 @@ class PretrainDataset(ShardTaskDataset):
             lo = x.amin(dim=(2, 3), keepdim=True)
             hi = x.amax(dim=(2, 3), keepdim=True)
             y = crop_resize(x, boxes, self.size, flip, self.mode)
-            return {"image": (y - lo) / (hi - lo + self.recipe.eps), **rest}
+            return {"image": self._map((y - lo) / (hi - lo + self.recipe.eps)), **rest}
         return {"image": crop_resize(self._norm(x.float()), boxes, self.size, flip, self.mode), **rest}
 
     def batch(self, indices):

@@ -11,6 +11,12 @@ task's primary metric kept (or the last), optional early stopping; a task withou
 scene ids, and trains on the rest. The validation state is part of every checkpoint, so a killed run resumes
 exactly. Decision settings (multi-label thresholds) are then chosen on the same validation data and saved with
 the model.
+
+Input bands: a task reads its corpus' bands (or `bands`, a subset by name); when they are not the model's bands
+in the model's order, a `spectralgpt.bands.BandMapping` (`fill`, `wavelength_tolerance_nm`; a ``mean`` fill
+measured on the training split) maps the normalised images onto the model's bands. It is recorded in the saved
+model's ``normalization.band_mapping``, so validation, evaluation, `Predictor`, ``spectralgpt predict`` and the
+pyfunc apply the same mapping.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from spectralgpt.bands import BandMapping
 from spectralgpt.config import FinetuneConfig
 from spectralgpt.data.datasets import Rows
 from spectralgpt.evaluation.evaluate import predictions, validate
@@ -71,13 +78,57 @@ def holdout_rows(corpus: ShardCorpus, fraction: float) -> tuple[list[int], list[
     return [i for i, s in enumerate(ids) if s not in held], val
 
 
+def band_mapping(cfg: FinetuneConfig, corpus: ShardCorpus, model_bands) -> BandMapping | None:
+    """How the task's input bands (`cfg.bands`, default: the corpus' bands) feed the model's bands; None when
+    they already are the model's bands in its order."""
+    inputs = tuple(cfg.bands) if cfg.bands is not None else corpus.bands
+    missing = [b for b in inputs if b not in corpus.bands]
+    if missing:
+        raise ValueError(f"finetune.{cfg.task}.bands names {', '.join(missing)}, which corpus {cfg.corpus!r} does not "
+                         f"store (it has {', '.join(corpus.bands)})")
+    if inputs == tuple(model_bands):
+        return None
+    return BandMapping.build(inputs, model_bands, cfg.fill, tolerance_nm=cfg.wavelength_tolerance_nm)
+
+
+def training_dataset(cfg: FinetuneConfig, task, corpus: ShardCorpus, size: int):
+    """The task's training dataset, with the band mapping (its ``mean`` fill measured on this split) when the
+    input bands are not the model's."""
+    train = task.dataset(corpus, size, train=True)
+    mapping = band_mapping(cfg, corpus, model_config(cfg.model, **cfg.model_overrides).bands)
+    if mapping is None:
+        return train
+    recipe = train.recipe.to_dict() if train.recipe else None
+    if recipe is None:
+        raise ValueError(f"{cfg.task}: a band mapping needs a normalisation recipe")
+    if "mean" in mapping.how and recipe.get("name") != "zscore":  # a z-score's dataset mean is 0
+        probe = task.dataset(corpus, size, train=False, recipe={**recipe, "band_mapping": mapping.to_dict()})
+        mapping = mapping.with_mean(probe.normalised_mean())
+    log.info("%s: input bands -> model bands: %s", cfg.task, mapping.describe())
+    return task.dataset(corpus, size, train=True, recipe={**recipe, "band_mapping": mapping.to_dict()})
+
+
+def normalization_record(dataset, corpus: ShardCorpus) -> dict | None:
+    """What the model records as its preprocessing: the dataset's recipe and band mapping, and the conversion of
+    raw pixels its corpus' reader applied (``input``: HLS Burn Scars' float reflectance -> reflectance x 10000),
+    which `Predictor` applies to raw inputs."""
+    from spectralgpt.data.sources import DATASET_KINDS
+
+    record = dataset.normalization_record()
+    reader = DATASET_KINDS.get(str(corpus.manifest.get("dataset_kind")))
+    raw = getattr(reader, "RAW_INPUT", None)
+    if record is not None and raw is not None:
+        record = {**record, "input": dict(raw)}
+    return record
+
+
 def splits_of(cfg: FinetuneConfig, task, size: int):
     """(training dataset, validation dataset or None): `val_split` stored on its own, or a hold-out of train."""
     corpus = open_corpus(cfg, cfg.train_split)
-    train = task.dataset(corpus, size, train=True)
+    train = training_dataset(cfg, task, corpus, size)
     if cfg.validation is None:
         return corpus, train, None
-    recipe = train.recipe.to_dict() if train.recipe else "auto"  # validation preprocesses as training does
+    recipe = train.normalization_record() or "auto"  # validation preprocesses as training does
     if cfg.val_split != "train":
         try:
             val = open_corpus(cfg, cfg.val_split)
@@ -142,7 +193,7 @@ def finetune(cfg: FinetuneConfig, work: str | Path = "runs/finetune", reports: s
     if is_main():
         model.eval()
         decisions = calibrate(model, task, val_data, cfg) if val_data is not None else {}
-        save_model(model, cfg.out, normalization=dataset.recipe.to_dict() if dataset.recipe else None,
+        save_model(model, cfg.out, normalization=normalization_record(dataset, corpus),
                    extra={"task": cfg.task, "class_names": manifest.get("class_names"), "mode": cfg.mode,
                           "pretrained": cfg.pretrained, **extra, "lineage": lineage,
                           "load_report": str(load_report) if load_report else None,

@@ -12,9 +12,8 @@ import json
 import logging
 from pathlib import Path
 
-from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.config import Params, SourceConfig
-from spectralgpt.data.sources import load_dataset
+from spectralgpt.data.sources import default_bands, load_dataset
 from spectralgpt.data.validate import scan
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.digest import digest_json, digest_list
@@ -45,8 +44,13 @@ class Selected:
         return self.digests[i]
 
 
+def source_bands(src: SourceConfig) -> list[str]:
+    """The bands a corpus stores: ``data.sources.<name>.bands``, else its reader's own band set."""
+    return list(src.bands) if src.bands else list(default_bands(src.kind))
+
+
 def open_source(src: SourceConfig):
-    return load_dataset(src.kind, src.root, split=src.split, bands=PRETRAIN_BANDS, **src.options)
+    return load_dataset(src.kind, src.root, split=src.split, bands=source_bands(src), **src.options)
 
 
 def ingest_one(params: Params, name: str) -> dict:
@@ -56,9 +60,9 @@ def ingest_one(params: Params, name: str) -> dict:
     ds = open_source(src)
     found = scan(ds, params.ingest.max_bad_fraction, report=out / "quarantine.json", workers=params.ingest.workers)
     good, quarantine = found
-    settings = {"kind": src.kind, "split": src.split, "options": src.options, "bands": list(PRETRAIN_BANDS)}
+    settings = {"kind": src.kind, "split": src.split, "options": src.options, "bands": source_bands(src)}
     manifest = {"name": name, "kind": src.kind, "root": str(src.root), "split": src.split, "options": src.options,
-                "bands": list(PRETRAIN_BANDS), "class_names": list(ds.class_names or []), "n_listed": len(ds),
+                "bands": source_bands(src), "class_names": list(ds.class_names or []), "n_listed": len(ds),
                 "n_good": len(good), "n_bad": len(ds) - len(good), "bad_by_reason": quarantine.counts(),
                 "content_digest": digest_json({"samples": digest_list(found.digests), "settings": settings}),
                 "good": good, "ids": [ds.ids[i] for i in good], "digests": found.digests, "splits": found.splits}

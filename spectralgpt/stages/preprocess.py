@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spectralgpt.bands import PRETRAIN_BANDS
 from spectralgpt.config import Params
 from spectralgpt.data.preprocess import PreprocessResult, preprocess
 from spectralgpt.stages.ingest import Selected, open_source, read_manifest
@@ -48,7 +47,7 @@ def preprocess_job(params: Params, name: str, split: str | None = None) -> dict:
                       [manifest["digests"][k] for k in keep])
     cfg = params.preprocess
     return dict(source=source, out_dir=corpus_dir(params, name, split), size=cfg.size_for(name),
-                shard_size=cfg.shard_size, bands=PRETRAIN_BANDS, fit=cfg.fit_for(name), recipe=cfg.recipe_for(name),
+                shard_size=cfg.shard_size, bands=manifest["bands"], fit=cfg.fit_for(name), recipe=cfg.recipe_for(name),
                 name=name, meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"],
                                  "split": split})
 

@@ -9,9 +9,14 @@ Inputs accepted by `predict` (all raw reflectance, any numeric dtype):
 
 * a numpy array (B, C, H, W) or (C, H, W) in the model's band order (or in the order named by the ``bands``
   param), for change detection a dict is needed for the second date;
-* a dict ``{"image": array, "image2": array (change detection), "bands": [names of the input's bands]}``;
+* a dict ``{"image": array, "image2": array (change detection), "bands": [names of the input's bands],
+  "sensor": "hls"}`` (``sensor``, optional, qualifies plain names: "Blue" with "hls" is ``HLS:BLUE``);
 * a pandas DataFrame with a ``path`` column (and ``path2`` for change detection) of GeoTIFF files: bands are
   selected by name (the file's band descriptions, else the ``bands`` param as the file's order).
+
+The model's band order is its *input* bands: for a model fine-tuned on other bands (HLS's six, say) those, which
+the band mapping recorded with it (``normalization.band_mapping``, also in the ``preprocessing`` artifact) maps
+onto the model's twelve after normalisation, exactly as `Predictor` and ``spectralgpt predict`` do.
 
 Images larger than the model's size are centre-cropped; smaller ones are refused. Output: probabilities
 (B, K) for classifiers or (B, K, H, W) for dense tasks; for a DataFrame input, a DataFrame with one column
@@ -149,7 +154,7 @@ def centre_crop(x: np.ndarray, size: int, what: str = "image") -> np.ndarray:
     return x[..., top:top + size, left:left + size]
 
 
-def _band_list(bands) -> list[str] | None:
+def _band_list(bands, sensor=None) -> list[str] | None:
     if bands is None:
         return None
     if isinstance(bands, str):
@@ -161,7 +166,7 @@ def _band_list(bands) -> list[str] | None:
     from spectralgpt.bands import canonical_list
 
     try:
-        return list(canonical_list(names))
+        return list(canonical_list(names, None if sensor is None else str(sensor)))
     except ValueError as e:
         raise RequestError(f"bands: {e}") from None
 
@@ -319,7 +324,7 @@ class SpectralGPTPyfunc(PythonModel):
         if isinstance(model_input, dict):
             if "image" not in model_input:
                 raise RequestError(f"a dict input needs an `image` entry; got keys {sorted(map(str, model_input))[:20]}")
-            bands = _band_list(model_input.get("bands")) or bands
+            bands = _band_list(model_input.get("bands"), model_input.get("sensor")) or bands
             x = self._array(model_input["image"], "image", bands, policy)
             x2 = model_input.get("image2")
             x2 = None if x2 is None else self._array(x2, "image2", bands, policy)
@@ -346,10 +351,15 @@ def recipe_of(model_dir: str | os.PathLike) -> dict:
     from spectralgpt.models.config import ModelConfig
     from spectralgpt.tasks import task_of_model
 
+    from spectralgpt.bands import BandMapping
+
     meta = read_config(model_dir)
     arch, extra = meta["model"], meta.get("extra") or {}
     task = task_of_model(ModelConfig(**arch), extra)
-    return {"bands": meta.get("bands") or arch.get("bands"), "normalization": meta.get("normalization"),
+    mapping = (meta.get("normalization") or {}).get("band_mapping")
+    bands = BandMapping.from_dict(mapping).input_bands if mapping else meta.get("bands") or arch.get("bands")
+    return {"bands": list(bands), "model_bands": meta.get("bands") or arch.get("bands"), "band_mapping": mapping,
+            "normalization": meta.get("normalization"),
             "img_size": arch.get("img_size"), "kind": arch.get("kind"), "multilabel": arch.get("multilabel", False),
             "task": task.name, "class_names": extra.get("class_names") or task.class_names, "dense": task.dense,
             "thresholds": extra.get("thresholds"),
