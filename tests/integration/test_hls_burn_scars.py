@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from hls_fixtures import chip, make_hls_burn_scars, stem, write_chip
+from hls_fixtures import CRS, chip, make_hls_burn_scars, stem, write_chip
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModelContext
 from typer.testing import CliRunner
@@ -25,7 +25,9 @@ from spectralgpt.data.sources import load_dataset
 from spectralgpt.evaluation.evaluate import evaluate
 from spectralgpt.inference import Predictor
 from spectralgpt.models import load_model
-from spectralgpt.stages.finetune import finetune
+from spectralgpt.io.shards import ShardCorpus
+from spectralgpt.stages.finetune import finetune, training_dataset
+from spectralgpt.tasks import get_task
 from spectralgpt.stages.ingest import ingest
 from spectralgpt.stages.preprocess import preprocess_all
 from spectralgpt.tracking.pyfunc import MODEL_ARTIFACT, ROOTS_ENV, SpectralGPTPyfunc
@@ -54,7 +56,8 @@ def trained(tmp_path_factory):
                          train=TrainConfig(max_steps=4, batch_size=2, lr=1e-3, device="cpu", amp="fp32",
                                            progress=False, log_every=1))
     result = finetune(cfg, work=root / "runs", reports=root / "reports")
-    return {"root": root, "top": top, "model": result.model_dir, "shards": root / "shards", "history": result.history}
+    return {"root": root, "top": top, "model": result.model_dir, "shards": root / "shards", "history": result.history,
+            "cfg": cfg}
 
 
 def test_reader_reads_the_download_layout(tmp_path):
@@ -113,6 +116,28 @@ def test_finetuned_model_records_its_band_mapping(trained):
     # evaluation reads the 6-band test corpus through the same record
     metrics = evaluate(trained["model"], trained["shards"] / "segmentation" / "test", split="test", device="cpu")
     assert 0 <= metrics["miou"] <= 1 and metrics["scored_on"] == "scenes"
+
+
+@pytest.mark.parametrize("fill", ["zeros", "mean", "nearest"])
+def test_training_batches_apply_each_fill(trained, fill):
+    corpus = ShardCorpus(trained["shards"] / "segmentation" / "train")
+    task = get_task("segmentation")
+    ds = training_dataset(trained["cfg"].model_copy(update={"fill": fill}), task, corpus, SIZE)
+    six = ds.recipe(torch.from_numpy(corpus.get_batch([0, 1], "image").astype(np.float32)))
+    x = ds.batch([0, 1])["image"]  # after the random crop, rot90 and flips: compare values, not positions
+    assert x.shape == (2, 12, SIZE, SIZE)
+    k = {b: i for i, b in enumerate(PRETRAIN_BANDS)}
+    for band, i in (("B2", 0), ("B8A", 3), ("B12", 5)):
+        assert torch.equal(x[:, k[band]].flatten(1).sort(1).values, six[:, i].flatten(1).sort(1).values)
+    if fill == "nearest":
+        assert torch.equal(x[:, k["B1"]], x[:, k["B2"]]) and torch.equal(x[:, k["B9"]], x[:, k["B8A"]])
+    else:  # a constant: 0, or the normalised mean of the training split's input bands
+        mean = ds.normalised_mean() if fill == "mean" else 0.0
+        every = torch.cat([ds.recipe(torch.from_numpy(corpus.get_batch([i], "image").astype(np.float32)))
+                           for i in range(len(corpus))])
+        assert fill == "zeros" or abs(mean - float(every.double().mean())) < 1e-6
+        assert (x[:, k["B1"]] == mean).all() and (x[:, k["B9"]] == mean).all()
+        assert ds.mapping.value[k["B5"]] == pytest.approx(mean)
 
 
 def by_hand(model_dir, raw6: np.ndarray) -> np.ndarray:
@@ -186,7 +211,8 @@ def test_other_band_lists_are_refused(trained, tmp_path):
     with pytest.raises(MlflowException, match="needs band\\(s\\) HLS:SWIR_2"):
         pyfunc.predict(None, {"image": s2[:, :5], "bands": HLS_BANDS[:5]})
     path = tmp_path / "s2.tif"
-    with rasterio.open(path, "w", driver="GTiff", count=12, height=SIZE, width=SIZE, dtype="uint16") as dst:
+    with rasterio.open(path, "w", driver="GTiff", count=12, height=SIZE, width=SIZE, dtype="uint16", crs=CRS,
+                       transform=rasterio.transform.from_origin(600000, 4200000, 10, 10)) as dst:
         dst.write(s2[0])
         for i, b in enumerate(PRETRAIN_BANDS, 1):
             dst.set_band_description(i, b)
