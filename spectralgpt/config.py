@@ -58,6 +58,26 @@ def _check_train_device(train):
     return train
 
 
+def _check_class_weights(v):
+    if isinstance(v, list):
+        if not v:
+            raise ValueError("class_weights is empty; give one weight per class, 'auto' or null")
+        bad = [w for w in v if not math.isfinite(w) or w < 0]
+        if bad:
+            raise ValueError(f"class weights must be finite and >= 0, got {bad}")
+        if not any(w > 0 for w in v):
+            raise ValueError("class weights are all 0")
+    return v
+
+
+def _check_path_component(v: str, what: str) -> str:
+    """A name that becomes a folder or file name (runs/, reports/): one plain path component."""
+    if not _PATH_COMPONENT.match(v) or ".." in v:
+        raise ValueError(f"{what} {v!r} must be one plain path component: letters, digits, '.', '_', '-', "
+                         "starting with a letter or digit, no '/' and no '..'")
+    return v
+
+
 class ConfigError(ValueError):
     pass
 
@@ -414,15 +434,7 @@ class FinetuneConfig(_Strict):
     @field_validator("class_weights")
     @classmethod
     def _weights(cls, v):
-        if isinstance(v, list):
-            if not v:
-                raise ValueError("class_weights is empty; give one weight per class, 'auto' or null")
-            bad = [w for w in v if not math.isfinite(w) or w < 0]
-            if bad:
-                raise ValueError(f"class weights must be finite and >= 0, got {bad}")
-            if not any(w > 0 for w in v):
-                raise ValueError("class weights are all 0")
-        return v
+        return _check_class_weights(v)
 
     @field_validator("thresholds")
     @classmethod
@@ -503,6 +515,173 @@ class TrackingConfig(_Strict):
     experiment: str = "spectralgpt"
 
 
+class LinearProbeConfig(_Strict):
+    """A linear classifier on the frozen encoder's pooled features (computed once, without augmentation),
+    standardised with the training split's mean and std; SGD with momentum and a cosine schedule."""
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 0
+
+
+class KnnConfig(_Strict):
+    """DINO's k-NN protocol on L2-normalised pooled features: the `k` most cosine-similar training images vote
+    with weights exp(similarity / temperature)."""
+
+    k: int = Field(20, ge=1)
+    temperature: float = Field(0.07, gt=0)
+    chunk: int = Field(1024, ge=1, description="test images per similarity block (bounds memory)")
+
+
+class UperNetProtocolConfig(_Strict):
+    """PANGAEA-style dense evaluation: a UPerNet decoder over encoder block outputs `layers` (0-based; null:
+    3, 5, 7, 11 scaled to the encoder's depth), trained on the training split with the encoder frozen (or
+    fine-tuned), scored on whole test scenes."""
+
+    layers: tuple[int, ...] | None = None
+    freeze_encoder: bool = True
+    channels: int | None = Field(None, ge=1, le=8192, description="decoder width (default: the model's fpn_channels)")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        epochs=20, batch_size=8, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01, warmup_epochs=1))
+    class_weights: list[float] | Literal["auto"] | None = None
+    ignore_index: int = 255
+    eval_batch_size: int = Field(16, ge=1)
+
+    @field_validator("train")
+    @classmethod
+    def _device(cls, v):
+        return _check_train_device(v)
+
+    @field_validator("class_weights")
+    @classmethod
+    def _weights(cls, v):
+        return _check_class_weights(v)
+
+
+class BenchmarkDataset(_Strict):
+    """One dataset of a benchmark: a raw dataset read in its own layout (`source`, any reader kind of
+    `load_dataset`; validated and stored as shards under benchmark.work, reused by content) or a preprocessed
+    shard corpus (`shards`: one folder per split, or one corpus with a split column)."""
+
+    name: str
+    source: SourceConfig | None = None
+    shards: str | None = None
+    task: Task | None = Field(None, description="default: what the labels say (class, multi-hot, mask, two dates)")
+    train_split: str = "train"
+    test_split: str = "test"
+    size: int | None = Field(None, ge=8, description="stored side of a raw source's images (default: img_size)")
+    fit: Literal["crop", "tile", "resize"] | None = Field(None, description="a raw source's fit (default: the task's)")
+    recipe: Literal["minmax", "zscore", "clip2sigma"] | None = Field(
+        None, description="normalisation of a raw source (default: the task's); shards keep their own")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        return _check_path_component(v, "dataset name")
+
+    @field_validator("train_split", "test_split")
+    @classmethod
+    def _split(cls, v):
+        if v not in SPLITS:
+            raise ValueError(f"split {v!r} is not one of {', '.join(SPLITS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_input(self):
+        if (self.source is None) == (self.shards is None):
+            raise ValueError(f"dataset {self.name!r}: give exactly one of source (a raw dataset) or shards "
+                             "(a preprocessed corpus)")
+        if self.source is not None and self.source.split is not None:
+            raise ValueError(f"dataset {self.name!r}: source.split does not apply; the benchmark reads "
+                             "train_split and test_split")
+        if self.train_split == self.test_split:
+            raise ValueError(f"dataset {self.name!r}: train_split and test_split are both {self.train_split!r}")
+        if self.shards is not None and (self.size or self.fit or self.recipe):
+            raise ValueError(f"dataset {self.name!r}: size, fit and recipe apply to a raw source; a shard corpus "
+                             "keeps the ones it was preprocessed with")
+        return self
+
+
+class BenchmarkConfig(_Strict):
+    """`spectralgpt benchmark`: protocols (linear_probe, knn, upernet) over datasets, on one encoder; a table
+    shaped like the paper's in ``<out>/<name>.md`` and ``.json``. Each protocol runs on the datasets whose task
+    it applies to (linear_probe, knn: image-level tasks; upernet: per-pixel ones)."""
+
+    name: str = "benchmark"
+    encoder: str = Field("models/pretrain", description="our model folder (MAE, classifier or dense) or a "
+                         "published .pth checkpoint")
+    arch: str | None = Field(None, description="named architecture (a MODEL_CONFIGS name); required for a .pth, "
+                             "default for a folder: its config.json")
+    model_overrides: dict[str, Any] = {}
+    img_size: int | None = Field(None, ge=8, description="model input side (default: the encoder's)")
+    protocols: list[str] = Field(default_factory=lambda: ["linear_probe", "knn"], min_length=1)
+    datasets: list[BenchmarkDataset] = Field(min_length=1)
+    batch_size: int = Field(64, ge=1, description="images per batch for feature extraction")
+    device: str = Field("auto", description="torch device (auto: cuda when there is a GPU, else cpu)")
+    linear_probe: LinearProbeConfig = LinearProbeConfig()
+    knn: KnnConfig = KnnConfig()
+    upernet: UperNetProtocolConfig = UperNetProtocolConfig()
+    max_bad_fraction: float = Field(0.05, ge=0, le=1, description="raw sources: unusable samples tolerated")
+    workers: int = Field(1, ge=1, description="processes reading raw sources")
+    work: str = Field("runs/benchmark", description="shards of raw sources and UPerNet runs (content-keyed)")
+    out: str = "reports/benchmark"
+
+    @field_validator("protocols", mode="before")
+    @classmethod
+    def _protocol_list(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocols(cls, v):
+        from spectralgpt.protocols import PROTOCOL_NAMES
+
+        bad = [p for p in v if p not in PROTOCOL_NAMES]
+        if bad:
+            raise ValueError(f"unknown protocol(s) {bad}; allowed: {', '.join(PROTOCOL_NAMES)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"protocols are listed twice: {v}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        return _check_path_component(v, "benchmark name")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        return check_device(v)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        return _check_workers(v)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        from spectralgpt.protocols import get_protocol
+
+        names = [d.name for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset names must be unique, got {names}")
+        if self.arch is not None:
+            size = {"img_size": self.img_size} if self.img_size else {}
+            _check_model(self.arch, self.model_overrides, "arch", **size)
+        elif str(self.encoder).endswith((".pth", ".pt")):
+            raise ValueError(f"encoder {self.encoder!r} is a published checkpoint: name its architecture in arch "
+                             "(e.g. mae_vit_base_patch8_128)")
+        for d in self.datasets:  # a declared task must get a protocol (inferred ones are checked on the data)
+            if d.task is not None and not any(get_protocol(p).applies(get_task(d.task)) for p in self.protocols):
+                raise ValueError(f"dataset {d.name!r} ({d.task}): none of the protocols {self.protocols} applies "
+                                 f"to it")
+        return self
+
+
 class Params(_Strict):
     data: DataConfig = DataConfig()
     ingest: IngestConfig = IngestConfig()
@@ -512,6 +691,14 @@ class Params(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     promote: PromoteConfig = PromoteConfig()
     tracking: TrackingConfig = TrackingConfig()
+    benchmark: BenchmarkConfig | None = None
+
+    def benchmark_config(self) -> BenchmarkConfig:
+        """The benchmark section, or a ConfigError saying how to give one."""
+        if self.benchmark is None:
+            raise ConfigError("params has no benchmark section: add one (see params.yaml) or pass a profile such "
+                              "as params/benchmark-knn.yaml")
+        return self.benchmark
 
     def finetune_for(self, task: str) -> FinetuneConfig:
         """The fine-tuning section of `task`, or a ConfigError naming the sections there are."""
@@ -544,18 +731,31 @@ def validate(model: type[BaseModel], data: Any, source: str = "params"):
         raise ConfigError(format_error(e, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None,
+                profile: str | Path | None = None) -> Params:
+    """`path` validated; `profile` (a file of whole sections, e.g. params/benchmark-knn.yaml) replaces the
+    sections it holds, then `overrides` ({"a.b": value}) apply."""
+    path = Path(path)
+    data, source = _read_yaml(path), str(path)
+    if profile is not None:
+        data.update(_read_yaml(Path(profile)))
+        source = f"{path} + {profile}"
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, last = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    return validate(Params, data, str(path))
+    return validate(Params, data, source)

@@ -18,7 +18,7 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="pipeline para
 SET = typer.Option(None, "--set", help="override a parameter: --set pretrain.mask_ratio=0.75 (repeatable)")
 
 
-def load(params: Path, overrides: list[str] | None):
+def load(params: Path, overrides: list[str] | None, profile: Path | None = None):
     from spectralgpt.config import ConfigError, load_params
 
     pairs = {}
@@ -28,7 +28,7 @@ def load(params: Path, overrides: list[str] | None):
         key, value = item.split("=", 1)
         pairs[key] = yaml.safe_load(value)
     try:
-        return load_params(params, pairs)
+        return load_params(params, pairs, profile=profile)
     except ConfigError as e:
         typer.secho(str(e), fg="red", err=True)
         raise typer.Exit(2) from None

@@ -2,8 +2,8 @@
 
 The features are computed once (no augmentation) and standardised with the training split's per-dimension mean
 and standard deviation: what MAE's linear probe gets from a BatchNorm without affine parameters in front of its
-linear layer, made exact and deterministic. The layer starts at zero bias and trunc-normal(0.01) weights and is
-trained by SGD with momentum on a half-cosine learning rate, mini-batches drawn from a seeded generator, with
+linear layer, made exact and deterministic. The layer starts at zero bias and trunc-normal(0.01) weights (drawn
+from the seed, like the batch order) and is trained by SGD with momentum on a half-cosine learning rate, with
 cross-entropy (single-label) or binary cross-entropy on sigmoid outputs (multi-label). The training loss of every
 epoch is kept, so a report (and a test) can see it fall.
 """
@@ -21,12 +21,15 @@ from torch import nn
 class LinearProbe(nn.Module):
     """Standardisation (fixed statistics) + linear layer: (N, D) features -> (N, C) logits."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, num_classes: int):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, num_classes: int,
+                 generator: torch.Generator | None = None):
         super().__init__()
         self.register_buffer("mean", mean.clone())
         self.register_buffer("std", std.clone())
         self.head = nn.Linear(mean.numel(), num_classes)
-        nn.init.trunc_normal_(self.head.weight, std=0.01)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.nn.init.trunc_normal_(torch.empty(self.head.weight.shape), std=0.01,
+                                                               generator=generator))
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,9 +55,9 @@ def train_linear_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, multi
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need (N, D) features with N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = x.float().to(device), y.to(device)
-    probe = LinearProbe(x.mean(0), x.std(0, unbiased=False) + eps, num_classes).to(device)
+    g = torch.Generator().manual_seed(seed)  # the initial weights and the batch order
+    probe = LinearProbe(x.mean(0).cpu(), x.std(0, unbiased=False).cpu() + eps, num_classes, g).to(device)
     opt = torch.optim.SGD(probe.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    g = torch.Generator().manual_seed(seed)
     n, per_epoch = len(x), math.ceil(len(x) / batch_size)
     total, step, history = epochs * per_epoch, 0, []
     probe.train()
