@@ -1,6 +1,6 @@
 """Benchmark: the frozen-encoder protocols (linear probe, k-NN, UPerNet) over the benchmark's datasets, one task per
 dataset, the paper-shaped table (``reports/benchmark/<name>.md`` + ``.json``) as a Prefect artifact, every score,
-curve and the report tracked in MLflow. ``--profile params/benchmark-knn.yaml`` takes the benchmark section from a
+curve and the report tracked in MLflow. ``--profile params/benchmark/knn.yaml`` takes the benchmark section from a
 profile instead of params.yaml."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml", help="pipeline parameters (default: params.yaml)")
     ap.add_argument("--profile", default=None, help="a file of sections replacing params.yaml's (e.g. "
-                    "params/benchmark-upernet.yaml)")
+                    "params/benchmark/upernet.yaml)")
     ap.add_argument("--dataset", action="append", default=None, help="only this dataset (repeatable)")
     args = ap.parse_args()
     check_prefect()

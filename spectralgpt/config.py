@@ -697,7 +697,7 @@ class Params(_Strict):
         """The benchmark section, or a ConfigError saying how to give one."""
         if self.benchmark is None:
             raise ConfigError("params has no benchmark section: add one (see params.yaml) or pass a profile such "
-                              "as params/benchmark-knn.yaml")
+                              "as params/benchmark/knn.yaml")
         return self.benchmark
 
     def finetune_for(self, task: str) -> FinetuneConfig:
@@ -745,7 +745,7 @@ def _read_yaml(path: Path) -> dict:
 
 def load_params(path: str | Path = "params.yaml", overrides: dict | None = None,
                 profile: str | Path | None = None) -> Params:
-    """`path` validated; `profile` (a file of whole sections, e.g. params/benchmark-knn.yaml) replaces the
+    """`path` validated; `profile` (a file of whole sections, e.g. params/benchmark/knn.yaml) replaces the
     sections it holds, then `overrides` ({"a.b": value}) apply."""
     path = Path(path)
     data, source = _read_yaml(path), str(path)

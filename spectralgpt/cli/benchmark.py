@@ -2,7 +2,7 @@
 datasets, the paper-shaped table in ``reports/benchmark/<name>.md`` + ``.json``, tracked in MLflow.
 
     spectralgpt benchmark                                        # params.yaml's benchmark section
-    spectralgpt benchmark --profile params/benchmark-upernet.yaml --set benchmark.encoder=models/pretrain
+    spectralgpt benchmark --profile params/benchmark/upernet.yaml --set benchmark.encoder=models/pretrain
     spectralgpt benchmark --protocol knn --dataset eurosat --no-track
 """
 
@@ -19,7 +19,7 @@ from spectralgpt.cli.pipeline import PARAMS, SET, echo_json, load
 @app.command()
 def benchmark(params: Path = PARAMS,
               profile: Path = typer.Option(None, "--profile", help="a file of sections replacing params.yaml's, "
-                                           "e.g. params/benchmark-knn.yaml"),
+                                           "e.g. params/benchmark/knn.yaml"),
               protocol: list[str] = typer.Option(None, "--protocol", help="only these protocols: linear_probe | knn "
                                                  "| upernet (repeatable; default: benchmark.protocols)"),
               dataset: list[str] = typer.Option(None, "--dataset", help="only these datasets (repeatable)"),

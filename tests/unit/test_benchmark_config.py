@@ -7,17 +7,17 @@ import pytest
 from spectralgpt.config import BenchmarkConfig, ConfigError, load_params
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = sorted((REPO / "params").glob("benchmark-*.yaml"))
+PROFILES = sorted((REPO / "params" / "benchmark").glob("*.yaml"))  # a subfolder: params/*.yaml are whole profiles
 
 
 def test_there_is_a_profile_per_protocol():
-    assert {p.name for p in PROFILES} >= {"benchmark-linear-probe.yaml", "benchmark-knn.yaml", "benchmark-upernet.yaml"}
+    assert {p.name for p in PROFILES} >= {"linear-probe.yaml", "knn.yaml", "upernet.yaml"}
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 def test_profiles_replace_the_benchmark_section(profile):
     p = load_params(REPO / "params.yaml", profile=profile)
-    assert p.benchmark.name == profile.stem.removeprefix("benchmark-")
+    assert p.benchmark.name == profile.stem
     assert p.pretrain == load_params(REPO / "params.yaml").pretrain  # the other sections stay params.yaml's
 
 
