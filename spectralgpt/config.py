@@ -22,7 +22,8 @@ TASKS = FINETUNE_TASKS  #: the downstream tasks, from `spectralgpt.tasks`
 Task = Literal[TASKS]
 #: the model kind each task fine-tunes
 MODEL_KIND = {name: get_task(name).model_kind for name in TASKS}
-DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars")
+DATASET_KINDS = ("eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars",
+                 "geobench", "ucmerced")
 #: corpus names: the keys of data.sources and of the per-corpus preprocess settings
 CORPORA = ("pretrain", *TASKS)
 SPLITS = ("train", "val", "test")
@@ -89,7 +90,8 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """One raw dataset: its layout (`kind`), where it lies, and reader options."""
 
-    kind: Literal["eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars"]
+    kind: Literal["eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder", "hls_burn_scars",
+                  "geobench", "ucmerced"]
     root: str
     split: str | None = None
     options: dict[str, Any] = {}

@@ -85,6 +85,6 @@ def test_split_names_and_root_escapes():
 
 def test_all_kinds_registered():
     assert set(DATASET_KINDS) == {"eurosat", "bigearthnet", "oscd", "sen1floods11", "segmunich", "fmow", "folder",
-                                  "hls_burn_scars"}
+                                  "hls_burn_scars", "geobench", "ucmerced"}
     for cls in DATASET_KINDS.values():
         assert cls.__module__ and __import__(cls.__module__, fromlist=["x"]).__doc__.strip()

@@ -12,14 +12,17 @@ from spectralgpt.data.sources.bigearthnet import BigEarthNet
 from spectralgpt.data.sources.eurosat import EuroSAT
 from spectralgpt.data.sources.fmow import FMoWSentinel
 from spectralgpt.data.sources.folder import Folder
+from spectralgpt.data.sources.geobench import GeoBench
 from spectralgpt.data.sources.hls_burn_scars import HLSBurnScars
 from spectralgpt.data.sources.oscd import OSCD
 from spectralgpt.data.sources.segmunich import SegMunich
 from spectralgpt.data.sources.sen1floods11 import Sen1Floods11
+from spectralgpt.data.sources.ucmerced import UCMerced
 
 #: kind -> reader class
 DATASET_KINDS: dict[str, type[SourceDataset]] = {
-    c.kind: c for c in (EuroSAT, BigEarthNet, OSCD, Sen1Floods11, SegMunich, FMoWSentinel, Folder, HLSBurnScars)
+    c.kind: c for c in (EuroSAT, BigEarthNet, OSCD, Sen1Floods11, SegMunich, FMoWSentinel, Folder, HLSBurnScars,
+                        GeoBench, UCMerced)
 }
 
 __all__ = ["DATASET_KINDS", "HASH_SPLIT_FRACTIONS", "SourceDataset", "default_bands", "hash_split", "load_dataset", *(
@@ -42,7 +45,8 @@ def default_bands(kind: str) -> tuple[str, ...]:
 def load_dataset(kind: str, root, split: str | None = None, bands="default", **options) -> SourceDataset:
     """A lazy sequence of `Sample`s of dataset `kind` under `root`.
 
-    kind: one of eurosat, bigearthnet, oscd, sen1floods11, segmunich, fmow, folder, hls_burn_scars.
+    kind: one of eurosat, bigearthnet, oscd, sen1floods11, segmunich, fmow, folder, hls_burn_scars, geobench,
+        ucmerced.
     split: None (all), 'train', 'val' ('valid'), 'test'. bands: output band order, selected by name ("default":
         `default_bands(kind)`; None: every band the source has, in the file's order; ESA order for per-band
         layouts).
