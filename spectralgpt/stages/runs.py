@@ -16,6 +16,7 @@ from pathlib import Path
 
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.digest import changed, digest_json
+from spectralgpt.training.distributed import barrier, is_main
 
 log = logging.getLogger(__name__)
 INPUTS = "inputs.json"
@@ -46,8 +47,17 @@ def read_inputs(folder: Path) -> dict | None:
 
 def open_run(folder: str | Path, inputs: dict) -> Path:
     """`folder` ready for a run computed from `inputs`: kept when it was made from the same inputs, else pruned
-    (with a log line naming what changed) and started afresh."""
+    (with a log line naming what changed) and started afresh. Under torchrun, rank 0 decides and the other ranks
+    wait for it (they would otherwise race it removing and creating the folder)."""
     folder = Path(folder)
+    if is_main():
+        _open_run(folder, inputs)
+    barrier()
+    folder.mkdir(parents=True, exist_ok=True)  # a node whose disk is not rank 0's
+    return folder
+
+
+def _open_run(folder: Path, inputs: dict) -> None:
     recorded = read_inputs(folder)
     if folder.exists() and recorded != inputs:
         what = "; ".join(changed(recorded or {}, inputs)) if recorded else "no inputs recorded"
@@ -56,7 +66,6 @@ def open_run(folder: str | Path, inputs: dict) -> Path:
     if not folder.exists():
         folder.mkdir(parents=True)
         atomic_write_text(folder / INPUTS, json.dumps(inputs, indent=1, sort_keys=True) + "\n")
-    return folder
 
 
 def list_runs(root: str | Path = "runs") -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +112,10 @@ def _fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: 
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     rank, world = rank_world()
+    if world == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError(f"launched as one of WORLD_SIZE={os.environ['WORLD_SIZE']} processes (torchrun) but no "
+                           "process group is initialised: call spectralgpt.training.distributed.init_from_env() "
+                           "first, or every process trains alone into the same folder")
     device = resolve_device(cfg.device)
     amp_dtype = resolve_amp(cfg.amp, device)
     if cfg.deterministic:

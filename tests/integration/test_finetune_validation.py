@@ -156,6 +156,34 @@ def test_sigkill_during_validated_finetuning_then_rerun_gives_the_same_model_and
     assert history[0] == history[1] and len(history[0].splitlines()) == 5  # header + steps 3, 6, 9, 12
 
 
+@pytest.mark.slow
+def test_validated_two_process_ddp_run_validates_and_selects_as_one_process(shards, tmp_path):
+    """torchrun, 2 processes x batch 4 (gloo): each rank trains on half of every epoch (the epochs of the
+    validations are one process' with batch 8), every step and validation is recorded once, and rank 0 saves
+    the weights of the best validation step: they score exactly `best_val` on the validation split.
+    (Augmentation and drop-path draw per-rank streams, so the weights are not one process' bit for bit.)"""
+    one, ddp = tmp_path / "one", tmp_path / "ddp"
+    subprocess.run([sys.executable, str(SCRIPT), str(shards), str(one)], env=ENV, check=True, timeout=600,
+                   capture_output=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(SCRIPT),
+           str(shards), str(ddp), "--batch", "4"]
+    done = subprocess.run(cmd, env=ENV, timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "Error" in line)[-3000:]
+    reports = [d / "reports/classification" for d in (one, ddp)]
+    history = [pd.read_csv(r / "val_history.csv") for r in reports]
+    assert list(history[1]["step"]) == [3, 6, 9, 12]
+    # each rank sees half of every epoch (up to the last batch's padding/drop: 79 samples make 10 batches of 4
+    # per rank, 9 of 8 in one process); unsharded ranks would be at half these epochs
+    np.testing.assert_allclose(history[1]["epoch"], history[0]["epoch"], rtol=0.15)
+    assert list(pd.read_csv(reports[1] / "train_history.csv")["step"]) == list(range(1, 13))  # rank 0 alone
+    metrics = json.loads((reports[1] / "train_metrics.json").read_text())
+    best = history[1]["overall_accuracy"]
+    assert metrics["best_step"] == int(history[1]["step"][best.idxmax()]) and metrics["best_val"] == best.max()
+    assert list(history[1]["best"]) == [v > best[:i].max() if i else True for i, v in enumerate(best)]
+    scored = evaluate(ddp / "model", shards / "classification", split="val", device="cpu")
+    assert scored["overall_accuracy"] == pytest.approx(metrics["best_val"], abs=1e-6)
+
+
 def test_validation_chosen_thresholds_are_applied_by_evaluation_predictor_and_pyfunc(shards, tmp_path):
     from spectralgpt.inference import Predictor
     from spectralgpt.io.shards import ShardCorpus
