@@ -97,6 +97,11 @@ def test_geobench_segmentation_dated_bands_and_time_series(tmp_path):
     late = load_dataset("geobench", root, date="last")[0]
     assert late.meta["date"] == "2020-01-10" and int(late.image[3].min()) == 401
     assert load_dataset("geobench", root, date="2019-11-05")[0].meta["date"] == "2019-11-05"
+    with h5py.File(root / "s1.hdf5", "a") as fp:  # a mask declaring 40 GB is refused before it is read
+        del fp["label"]
+        fp.create_dataset("label", shape=(200000, 200000), dtype="uint8", chunks=(64, 64), compression="gzip")
+    with pytest.raises(BadSample, match=r"label is \[200000, 200000\], image \[16, 16\]"):
+        ds[1]
 
 
 def test_geobench_sensors_from_metadata_names_and_option(tmp_path):

@@ -560,12 +560,13 @@ class GeoBench(SourceDataset):
             if "label" not in fp:
                 raise BadSample(Reason.MISSING_FILE, f"{e.path} has no 'label' dataset (segmentation mask)", e.path)
             ds = self._dataset(fp, "label", e.path)
-            mask = np.asarray(ds[()])
-            if mask.ndim == 3 and 1 in (mask.shape[0], mask.shape[-1]):
-                mask = mask.reshape(mask.shape[1:] if mask.shape[0] == 1 else mask.shape[:-1])
-            if mask.shape != tuple(shape):
-                raise BadSample(Reason.WRONG_SIZE, f"{e.path}: label is {list(mask.shape)}, image {list(shape)}",
+            declared = tuple(ds.shape)
+            if len(declared) == 3 and 1 in (declared[0], declared[-1]):  # (1, H, W) or (H, W, 1)
+                declared = declared[1:] if declared[0] == 1 else declared[:-1]
+            if declared != tuple(shape):  # checked before reading: a forged shape is never allocated
+                raise BadSample(Reason.WRONG_SIZE, f"{e.path}: label is {list(ds.shape)}, image {list(shape)}",
                                 e.path)
+            mask = np.asarray(ds[()]).reshape(declared)
             if not np.issubdtype(mask.dtype, np.integer) and not np.all(np.isfinite(mask) & (mask == np.round(mask))):
                 raise BadSample(Reason.BAD_LABEL, f"{e.path}: the mask holds non-integer values", e.path)
             return mask.astype(np.int64)
