@@ -8,6 +8,10 @@ with the requested bands selected *by name*, in the requested order:
   ``_B02.tif`` / ``_B8A.jp2`` (optionally ``_B02_10m.jp2``): every band is read onto the grid of the first 10 m band
   present (B2, B4, B3, B8) window by window -- the window's bounds become a (fractional) window of the coarse
   file, resampled by GDAL in the same read (bilinear), so a 20 m or 60 m band never needs to be held whole;
+  an HLS v2 granule's files (``HLS.S30.<tile>.<date>.v2.0.B8A.tif``, ``HLS.L30....B05.tif``) are named by the
+  product's band numbers: the bands HLS shares between L30 and S30 become ``HLS:BLUE`` ... ``HLS:SWIR_2``
+  (S30 B8A and L30 B05 are both ``HLS:NIR_NARROW``), S30's other MSI bands their Sentinel-2 names (B5 ... B9)
+  and L30's thermal bands ``OLI:B10`` / ``OLI:B11``; the granule's other files (Fmask, angles) are not bands;
 * a ``.tar`` of either, read in place through GDAL's ``/vsitar/``.
 
 Pixels where every band equals the nodata value (the file's declared nodata, else 0) are *nodata* (`nodata_mask`).
@@ -31,7 +35,7 @@ from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window
 from rasterio.windows import from_bounds as window_from_bounds
 
-from spectralgpt.bands import canonical, canonical_list
+from spectralgpt.bands import band_info, canonical, canonical_list
 from spectralgpt.data.sample import BadSample
 from spectralgpt.io import raster, s2offset
 
@@ -42,6 +46,17 @@ __all__ = ["Scene", "SceneError", "find_band_files", "open_scene"]
 #: ``..._B02.tif``, ``..._B8A.jp2``, ``..._B02_10m.jp2`` (L2A SAFE) -> band, resolution tag
 BAND_FILE = re.compile(r"_(B\d{1,2}A?)(?:_(\d+)m)?\.(?:tiff?|jp2)$", re.IGNORECASE)
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+#: ``HLS.S30.T10SEH.2021200T184919.v2.0.B8A.tif`` -> product (S30, L30), band number
+HLS_BAND_FILE = re.compile(r"^HLS\.([SL]30)\..+\.(B\d{2}|B8A)\.tiff?$", re.IGNORECASE)
+#: an HLS granule's band number -> our band, per product
+HLS_PRODUCT_BANDS = {
+    "S30": {"B01": "HLS:COASTAL_AEROSOL", "B02": "HLS:BLUE", "B03": "HLS:GREEN", "B04": "HLS:RED", "B05": "B5",
+            "B06": "B6", "B07": "B7", "B08": "B8", "B8A": "HLS:NIR_NARROW", "B09": "B9", "B10": "HLS:CIRRUS",
+            "B11": "HLS:SWIR_1", "B12": "HLS:SWIR_2"},
+    "L30": {"B01": "HLS:COASTAL_AEROSOL", "B02": "HLS:BLUE", "B03": "HLS:GREEN", "B04": "HLS:RED",
+            "B05": "HLS:NIR_NARROW", "B06": "HLS:SWIR_1", "B07": "HLS:SWIR_2", "B09": "HLS:CIRRUS", "B10": "OLI:B10",
+            "B11": "OLI:B11"},
+}
 
 
 class SceneError(ValueError):
@@ -53,14 +68,20 @@ def find_band_files(names, where: str) -> dict[str, str]:
     B02 at 10, 20 and 60 m) the finest resolution tag wins; two files of one band otherwise are an error."""
     found: dict[str, tuple[int, str]] = {}
     for name in sorted(names):
-        m = BAND_FILE.search(os.path.basename(name))
-        if not m:
+        hls = HLS_BAND_FILE.match(os.path.basename(name))
+        m = None if hls else BAND_FILE.search(os.path.basename(name))
+        if hls:
+            band = HLS_PRODUCT_BANDS[hls.group(1).upper()].get(hls.group(2).upper())
+            if band is None:
+                continue
+        elif not m:
             continue
-        try:
-            band = canonical(m.group(1))
-        except ValueError:
-            continue
-        res = int(m.group(2)) if m.group(2) else 0
+        else:
+            try:
+                band = canonical(m.group(1))
+            except ValueError:
+                continue
+        res = int(m.group(2)) if m and m.group(2) else 0
         if band in found:
             if found[band][0] == res:
                 raise SceneError(f"two files for band {band} in {where}: {found[band][1]} and {name}")
@@ -169,7 +190,7 @@ def _bandfiles(path: str, files: dict[str, str], stack: contextlib.ExitStack) ->
         if (src.crs or None) != crs:
             raise SceneError(f"band files of {path} are in different CRSs: {ref} is in {crs}, {b} in {src.crs}")
     nodata = next((src.nodata for src in datasets.values() if src.nodata is not None), 0)
-    bands = tuple(sorted(datasets, key=raster.ALL_BANDS.index))
+    bands = tuple(sorted(datasets, key=lambda b: (band_info(b).wavelength_nm, b)))  # Sentinel-2: the ESA order
     return Scene(path, "bandfiles", bands, raster.Grid(crs, transform, r.height, r.width), nodata, datasets)
 
 

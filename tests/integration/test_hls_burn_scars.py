@@ -222,3 +222,35 @@ def test_other_band_lists_are_refused(trained, tmp_path):
     r = CliRunner().invoke(app, ["predict", "-m", str(trained["model"]), "-i", str(path), "-o",
                                  str(tmp_path / "o.tif"), "--band-order", "Blue,Green", "--sensor", "landsat7"])
     assert r.exit_code == 2 and "unknown sensor 'landsat7'" in r.output
+
+
+def test_an_hls_granule_folder_predicts_like_the_chip(trained, tmp_path):
+    """An HLS v2 S30 granule (one int16 file per band, reflectance x 10000, -9999 nodata, Fmask beside) is read by
+    the product's band numbers and predicts the same map as the float chip with the same reflectance."""
+    path = next((trained["top"] / "validation").glob("*_merged.tif"))
+    with rasterio.open(path) as src:
+        window = rasterio.windows.Window(8, 8, SIZE, SIZE)
+        profile = {**src.profile, "height": SIZE, "width": SIZE, "transform": src.window_transform(window)}
+        raw = src.read(window=window)
+    chip_file = tmp_path / "chip.tif"
+    with rasterio.open(chip_file, "w", **profile) as dst:
+        dst.write(raw)
+    granule = tmp_path / "HLS.S30.T10SEH.2021200T184919.v2.0"
+    granule.mkdir()
+    dn = np.where(raw == -9999, -9999, np.rint(raw * 10000)).astype(np.int16)
+    one = {**profile, "count": 1, "dtype": "int16", "nodata": -9999}
+    for number, k in (("B02", 0), ("B03", 1), ("B04", 2), ("B8A", 3), ("B11", 4), ("B12", 5), ("B05", 2)):
+        with rasterio.open(granule / f"{granule.name}.{number}.tif", "w", **one) as dst:
+            dst.write(dn[k], 1)
+    with rasterio.open(granule / f"{granule.name}.Fmask.tif", "w", **{**one, "dtype": "uint8", "nodata": 255}) as dst:
+        dst.write(np.zeros((SIZE, SIZE), np.uint8), 1)
+    maps = []
+    for source, extra in ((chip_file, ["--band-order", ",".join(HLS_NAMES), "--sensor", "hls"]), (granule, [])):
+        out = tmp_path / f"{source.name}.map.tif"
+        r = CliRunner().invoke(app, ["predict", "-m", str(trained["model"]), "-i", str(source), "-o", str(out),
+                                     "--device", "cpu", "--precision", "fp32", "--no-progress", *extra])
+        assert r.exit_code == 0, r.output
+        with rasterio.open(out) as src:
+            maps.append(src.read(1))
+    np.testing.assert_array_equal(maps[0], maps[1])
+    np.testing.assert_array_equal(maps[0], by_hand(trained["model"], raw)[0].argmax(0))
