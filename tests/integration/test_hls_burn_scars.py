@@ -6,12 +6,16 @@ refused with a message naming the bands."""
 
 import json
 
+# ruff: noqa: F811  (pytest fixtures imported from tracking_helpers are redefined as arguments)
+
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
 import torch
 from hls_fixtures import CRS, chip, make_hls_burn_scars, stem, write_chip
+from tracking_helpers import empty_store_db, store  # noqa: F401 (fixtures)
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModelContext
 from typer.testing import CliRunner
@@ -30,7 +34,7 @@ from spectralgpt.stages.finetune import finetune, training_dataset
 from spectralgpt.tasks import get_task
 from spectralgpt.stages.ingest import ingest
 from spectralgpt.stages.preprocess import preprocess_all
-from spectralgpt.tracking.pyfunc import MODEL_ARTIFACT, ROOTS_ENV, SpectralGPTPyfunc
+from spectralgpt.tracking.pyfunc import MODEL_ARTIFACT, ROOTS_ENV, SpectralGPTPyfunc, log_pyfunc
 from spectralgpt.training import TrainConfig
 
 SIZE = 32
@@ -254,3 +258,22 @@ def test_an_hls_granule_folder_predicts_like_the_chip(trained, tmp_path):
             maps.append(src.read(1))
     np.testing.assert_array_equal(maps[0], maps[1])
     np.testing.assert_array_equal(maps[0], by_hand(trained["model"], raw)[0].argmax(0))
+
+
+def test_the_logged_mlflow_model_applies_the_saved_mapping(trained, store, monkeypatch):
+    """Logged to a real SQLite store and loaded back: its signature's default `bands` are the 6 input bands, its
+    preprocessing artifact carries the mapping, and it predicts what the hand-built 12-band input gives."""
+    path = next((trained["top"] / "validation").glob("*_merged.tif"))
+    raw = centre(path)
+    want = by_hand(trained["model"], raw)
+    with mlflow.start_run():
+        info = log_pyfunc(trained["model"])
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    recipe = info.metadata["spectralgpt"]
+    assert recipe["bands"] == list(HLS_BANDS) and recipe["model_bands"] == list(PRETRAIN_BANDS)
+    assert recipe["band_mapping"]["fill"] == "nearest"
+    monkeypatch.setenv(ROOTS_ENV, str(trained["top"]))
+    table = model.predict(pd.DataFrame({"path": [str(path)]}))  # no `bands`: the signature's default
+    np.testing.assert_allclose(np.array(table["burn scar"][0]), want[0, 1], atol=1e-5)
+    got = model.predict({"image": raw[None], "bands": HLS_NAMES, "sensor": "hls"})
+    np.testing.assert_allclose(got, want, atol=1e-5)
