@@ -316,15 +316,21 @@ def write_report(cfg: BenchmarkConfig, encoder, rows: list[Row]) -> tuple[Path, 
 
 
 def log_rows(run, rows: list[Row]) -> None:
-    """Scores and training curves of `rows` on the tracking run (a `spectralgpt.tracking.Run`)."""
+    """Scores and training curves of `rows` on the tracking run (a `spectralgpt.tracking.Run`): the scores in one
+    call, the curves (at most CURVE_POINTS points each, the last always) in one call per step."""
+    scores, curves = {}, {}
     for r in rows:
         prefix = f"{r.dataset}.{r.protocol}"
-        run.log_metrics({f"{prefix}.{k}": v for k, v in r.metrics.items()
-                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        scores.update({f"{prefix}.{k}": v for k, v in r.metrics.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)})
         every = max(1, math.ceil(len(r.history) / CURVE_POINTS))
         for k, point in enumerate(r.history):
             if k % every == 0 or k == len(r.history) - 1:
-                run.log_metrics({f"{prefix}.train_loss": point["loss"]}, step=int(point.get("epoch", point.get("step"))))
+                step = int(point.get("epoch", point.get("step")))
+                curves.setdefault(step, {})[f"{prefix}.train_loss"] = point["loss"]
+    run.log_metrics(scores)
+    for step in sorted(curves):
+        run.log_metrics(curves[step], step=step)
 
 
 # ----------------------------------------------------------------------------------------------- stage

@@ -42,7 +42,7 @@ def config(raw, tmp_path, **changes) -> BenchmarkConfig:
                       "test_split": "val"},
                      {"name": "seg", "source": {"kind": "segmunich", "root": str(raw / "segmunich"),
                                                 "options": {"fill_missing": "mean"}}, "task": "segmentation"}],
-        "linear_probe": {"epochs": 20, "batch_size": 8}, "knn": {"k": 5},
+        "linear_probe": {"epochs": 12, "batch_size": 8}, "knn": {"k": 5},
         "upernet": {"train": TRAIN, "channels": 16, "eval_batch_size": 4},
         "work": str(tmp_path / "work"), "out": str(tmp_path / "reports"), **changes})
 
@@ -69,7 +69,7 @@ def test_every_protocol_runs_writes_the_table_and_logs_to_mlflow(raw, tmp_path, 
 
     table = result.markdown.read_text()
     assert "| dataset | protocol | task | OA | mAP | mIoU | F1 | train | test |" in table
-    assert "| eurosat | linear probe (20 epochs) | classification | **" in table
+    assert "| eurosat | linear probe (12 epochs) | classification | **" in table
     assert "| seg | UPerNet (layers 0, 1, 2, 3; frozen) | segmentation |" in table
     report = json.loads(result.json.read_text())
     assert report["encoder_digest"] == result.encoder_digest
@@ -85,15 +85,12 @@ def test_every_protocol_runs_writes_the_table_and_logs_to_mlflow(raw, tmp_path, 
         "overall_accuracy"]
     assert {"ben.knn.micro_map", "seg.upernet.miou", "eurosat.knn.macro_f1"} <= set(metrics)
     curve = client.get_metric_history(run.run_id, "eurosat.linear_probe.train_loss")
-    assert [m.step for m in curve] == list(range(1, 21))
+    assert [m.step for m in curve] == list(range(1, 13))
     assert logged.data.tags["spectralgpt.encoder_digest"] == result.encoder_digest
     assert {a.path for a in client.list_artifacts(run.run_id, "benchmark")} == {"benchmark/tiny.md",
                                                                                  "benchmark/tiny.json"}
 
-    # the same inputs again: the UPerNet run is reused, the rows are the same
-    again = benchmark(config(raw, tmp_path, protocols=["upernet"], datasets=[cfg.datasets[2]]))
-    assert again.rows[0].metrics == got[("seg", "upernet")].metrics
-    assert (tmp_path / "work/tiny/seg/upernet/model/config.json").exists()
+    assert (tmp_path / "work/tiny/seg/upernet/model/config.json").exists()  # the run folder keeps the model
 
 
 def test_the_command_benchmarks_stored_shards(raw, tmp_path):
