@@ -23,6 +23,9 @@ def knn_scores(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tenso
         raise ValueError(f"features must be (N, D) and (M, D), got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
     if len(train_x) != len(train_y) or len(train_x) == 0:
         raise ValueError(f"{len(train_x)} training features but {len(train_y)} labels")
+    for name, f in (("training", train_x), ("test", test_x)):
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError(f"{name} features hold NaN or infinite values (check the images)")
     if k < 1 or temperature <= 0:
         raise ValueError(f"k must be >= 1 and temperature > 0, got k={k}, temperature={temperature}")
     bank = F.normalize(train_x.float().to(device), dim=1)

@@ -54,6 +54,9 @@ def train_linear_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, multi
     """Fit a linear probe on training features `x` (N, D) with labels `y` ((N,) class ids, or (N, C) multi-hot)."""
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need (N, D) features with N labels, got {tuple(x.shape)} and {tuple(y.shape)}")
+    bad = int((~torch.isfinite(x)).any(1).sum())
+    if bad:
+        raise ValueError(f"{bad} of {len(x)} training features hold NaN or infinite values (check the images)")
     x, y = x.float().to(device), y.to(device)
     g = torch.Generator().manual_seed(seed)  # the initial weights and the batch order
     probe = LinearProbe(x.mean(0).cpu(), x.std(0, unbiased=False).cpu() + eps, num_classes, g).to(device)
@@ -76,6 +79,9 @@ def train_linear_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, multi
             losses.append(float(loss.detach()) * len(rows))
             step += 1
         history.append({"epoch": epoch + 1, "loss": sum(losses) / n, "lr": now})
+        if not math.isfinite(history[-1]["loss"]):
+            raise FloatingPointError(f"linear probe loss is {history[-1]['loss']} in epoch {epoch + 1}: lower the "
+                                     f"learning rate (lr = {lr})")
     return ProbeResult(probe.eval(), history)
 
 

@@ -301,7 +301,8 @@ def report_json(cfg: BenchmarkConfig, encoder, rows: list[Row]) -> dict:
         d.pop("dataset"), d.pop("protocol")
         curve = d.pop("history")
         if curve:
-            d["first_loss"], d["last_loss"] = curve[0]["loss"], curve[-1]["loss"]
+            d["first_loss"], d["last_loss"] = (v if math.isfinite(v) else None for v in (curve[0]["loss"],
+                                                                                           curve[-1]["loss"]))
         results.setdefault(r.dataset, {})[r.protocol] = {**column_values(r), **d}
     return {"name": cfg.name, "encoder": encoder.source, "encoder_digest": encoder.digest,
             "img_size": encoder.cfg.img_size, "protocols": ",".join(cfg.protocols), "results": results}

@@ -114,3 +114,12 @@ def test_encoders_load_from_any_model_folder_and_published_checkpoints(tmp_path)
     with pytest.raises(CheckpointError, match="lacks .* encoder weights"):
         load_encoder(tmp_path / "SpectralGPT.pth", arch="mae_vit_tiny_patch8_64", img_size=32,
                      overrides={"depth": 5})
+
+
+def test_non_finite_features_are_refused_naming_the_cause():
+    x, y = clusters(4, 2)
+    x[1, 3] = float("nan")
+    with pytest.raises(ValueError, match="1 of 8 training features hold NaN"):
+        train_linear_probe(x, y, 2, False, epochs=1)
+    with pytest.raises(ValueError, match="training features hold NaN"):
+        knn_scores(x, y, x[:2].nan_to_num(), 2)
