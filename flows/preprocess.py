@@ -1,6 +1,7 @@
 """Preprocess: each corpus's shards are written by tasks mapped over shard groups (run in parallel by the task
-runner that ``preprocess.runner`` names: threads, processes, or a Dask cluster), then the corpus is assembled.
-Shard files are keyed by content, so they are byte-identical whichever runner wrote them."""
+runner that ``preprocess.runner`` names: threads, processes, or a Dask cluster), then each corpus is assembled and
+its quarantine report written. Every sample is decoded and checked once, by the task that writes its shard. Shard
+files are keyed by content, so they are byte-identical whichever runner wrote them."""
 
 from __future__ import annotations
 
@@ -13,24 +14,31 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.common import check_prefect, params, parse_args, tracked
 from flows.runners import describe, task_runner
 from spectralgpt.data.preprocess import preprocess
-from spectralgpt.stages.preprocess import corpus_dir, preprocess_job, splits_of
+from spectralgpt.stages.preprocess import corpus_dir, preprocess_job, quarantine_path, quarantine_report, splits_of
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{split}-{shards}")
-def write_shards(p, name: str, split: str | None, shards: list[int]) -> list[int]:
-    preprocess(**preprocess_job(p, name, split), workers=1, shards=shards, finalize=False)
-    return shards
+def write_shards(p, name: str, split: str | None, shards: list[int], spec: dict | None = None) -> dict:
+    """Write `shards` of one corpus; returns the settings they were written with (shard 0's task settles them)."""
+    return preprocess(**preprocess_job(p, name, split), workers=1, shards=shards, finalize=False, spec=spec).spec
 
 
 @task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}-{split}")
-def assemble(p, name: str, split: str | None) -> dict:
-    result = preprocess(**preprocess_job(p, name, split), workers=1, shards=[])
+def assemble(p, name: str, split: str | None, spec: dict) -> dict:
+    result = preprocess(**preprocess_job(p, name, split), workers=1, shards=[], spec=spec)
     return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine),
             "content_digest": result.manifest["content_digest"]}
 
 
-def shard_groups(n: int, shard_size: int, groups: int) -> list[list[int]]:
-    shards = list(range(math.ceil(n / shard_size)))
+@task(cache_policy=NO_CACHE, task_run_name="quarantine-{name}")
+def report(p, name: str) -> dict:
+    q = quarantine_report(p, name)
+    return {"total": q.total, "bad": len(q), "counts": q.counts()}
+
+
+def shard_groups(n_shards: int, groups: int) -> list[list[int]]:
+    """Shards 1..n-1 dealt round-robin into at most `groups` tasks (shard 0 is written first, on its own)."""
+    shards = list(range(1, n_shards))
     return [shards[i::groups] for i in range(groups) if shards[i::groups]]
 
 
@@ -46,20 +54,32 @@ def preprocess_on_runner(params_path: str = "params.yaml") -> dict:
     p = params(params_path)
     log = get_run_logger()
     log.info("shard tasks run on %s", describe(p.preprocess.runner, p.preprocess.workers))
+    groups = p.preprocess.runner.workers or p.preprocess.workers
     with tracked(p, "preprocess", p.preprocess) as run:
+        corpora = [(name, split) for name in p.data.sources for split in splits_of(p, name)]
+        # shard 0 of every corpus first, all at once: its first usable sample settles the corpus' settings
+        first = {key: write_shards.submit(p, *key, [0]) for key in corpora}
+        rest, specs = {}, {}
+        for key in corpora:
+            specs[key] = first[key].result()
+            n_shards = math.ceil(specs[key]["n"] / specs[key]["shard_size"])
+            rest[key] = write_shards.map(unmapped(p), unmapped(key[0]), unmapped(key[1]),
+                                         shard_groups(n_shards, groups), unmapped(specs[key]))
+        for key in corpora:
+            rest[key].result()
+        done = {key: assemble.submit(p, *key, specs[key]) for key in corpora}
         summary = {}
-        for name in p.data.sources:
-            for split in splits_of(p, name):
-                job = preprocess_job(p, name, split)
-                groups = shard_groups(len(job["source"]), p.preprocess.shard_size,
-                                      p.preprocess.runner.workers or p.preprocess.workers)
-                write_shards.map(unmapped(p), unmapped(name), unmapped(split), groups).result()
-                key = name if split is None else f"{name}/{split}"
-                summary[key] = done = assemble(p, name, split)
-                run.log_metrics({f"{key}.items": done["items"], f"{key}.shards": done["shards"]})
-                log.info("%s: %s", key, done)
-                run.log_artifacts([corpus_dir(p, name, split) / f for f in ("manifest.json", "stats.json",
-                                                                              "quarantine.json")], f"shards/{key}")
+        for (name, split), future in done.items():
+            k = name if split is None else f"{name}/{split}"
+            summary[k] = future.result()
+            run.log_metrics({f"{k}.items": summary[k]["items"], f"{k}.shards": summary[k]["shards"]})
+            log.info("%s: %s", k, summary[k])
+            run.log_artifacts([corpus_dir(p, name, split) / f for f in ("manifest.json", "stats.json",
+                                                                          "quarantine.json")], f"shards/{k}")
+        for name in p.data.sources:  # the whole corpus' report; refuses it over ingest.max_bad_fraction
+            q = report.submit(p, name).result()
+            run.log_metrics({f"{name}.quarantined": q["bad"]})
+            run.log_artifacts([quarantine_path(p, name), quarantine_path(p, name).with_suffix(".csv")], "quarantine")
     return summary
 
 

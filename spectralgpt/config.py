@@ -132,16 +132,6 @@ class DataConfig(_Strict):
         return _check_corpus_keys(v, "data.sources")
 
 
-class IngestConfig(_Strict):
-    max_bad_fraction: float = Field(0.05, ge=0, le=1)
-    workers: int = Field(2, ge=1)
-
-    @field_validator("workers")
-    @classmethod
-    def _workers(cls, v):
-        return _check_workers(v)
-
-
 #: normalisation recipe per corpus (reference 3.4): per-image min-max for pretraining and dense tasks, the
 #: dataset z-score for EuroSAT, the mean +/- 2 sigma clip for BigEarthNet
 DEFAULT_RECIPES = {name: t.recipe for name, t in TASK_OBJECTS.items()}
@@ -174,6 +164,18 @@ class RunnerConfig(_Strict):
         if self.address is not None and self.kind != "dask":
             raise ValueError(f"address is only used with kind: dask (kind is {self.kind!r})")
         return self
+
+
+class IngestConfig(_Strict):
+    max_bad_fraction: float = Field(0.05, ge=0, le=1, description="refuse a corpus with more unusable samples "
+                                    "(ingest's cheap checks, then preprocessing's decode checks)")
+    workers: int = Field(2, ge=1)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description="where the check tasks run")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):
+        return _check_workers(v)
 
 
 class PreprocessConfig(_Strict):

@@ -103,7 +103,7 @@ def synth(root: Path = typer.Option(None, help="output folder (default: data.raw
 @data_app.command("ingest")
 def ingest(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
            set_: list[str] = SET) -> None:
-    """Validate every raw sample; write quarantine reports and manifests of usable samples."""
+    """List every raw sample and run the cheap checks (no decoding); write each corpus' manifest."""
     from spectralgpt.stages.ingest import ingest as run, summary
 
     out = run(load(params, set_), name or None)
@@ -113,7 +113,8 @@ def ingest(name: list[str] = typer.Option(None, help="only these corpora"), para
 @data_app.command("preprocess")
 def preprocess(name: list[str] = typer.Option(None, help="only these corpora"), params: Path = PARAMS,
                set_: list[str] = SET) -> None:
-    """Write the usable samples as memory-mappable uint16 shards plus a parquet index."""
+    """Decode and check each sample once; write the usable ones as uint16 shards plus a parquet index, and each
+    corpus' quarantine report."""
     from spectralgpt.stages.preprocess import preprocess_all
 
     out = preprocess_all(load(params, set_), name or None)

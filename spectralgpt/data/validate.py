@@ -1,4 +1,9 @@
-"""Input validation: per-sample checks, the quarantine report, and `scan` (what the ingest stage calls).
+"""Input validation: per-sample checks, the quarantine report, `precheck` and `scan`.
+
+At corpus scale each sample is decoded once: the ingest stage runs only `precheck` (the cheap checks a dataset's
+`check(i)` makes without decoding: problems found while listing, a one-file sample's existence and raster header),
+and the pixel checks (`check_sample`) run in the preprocessing worker that decodes the sample and writes its shard
+(`spectralgpt.data.preprocess`). `scan` does both in one pass, for a dataset read without preprocessing it.
 
 Every problem has one reason code (`spectralgpt.data.sample.Reason`):
 
@@ -42,7 +47,7 @@ from spectralgpt.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Quarantine", "QuarantineError", "QuarantineRecord", "check_sample", "scan"]
+__all__ = ["Quarantine", "QuarantineError", "QuarantineRecord", "check_sample", "precheck", "scan"]
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -227,6 +232,98 @@ class Quarantine:
 
     def __repr__(self) -> str:
         return f"Quarantine({self.summary()})"
+
+
+# --------------------------------------------------------------------------------------- precheck
+
+
+def _precheck_range(dataset, start: int, stop: int) -> list[tuple]:
+    """Cheap checks of samples start..stop-1 (`dataset.check(i)`, no pixels decoded): [(index, None | (reason,
+    path, message))]. Runs in worker processes."""
+    check = getattr(dataset, "check", None)
+    out = []
+    for i in range(start, stop):
+        try:
+            if check is not None:
+                check(i)
+            out.append((i, None))
+        except BadSample as b:
+            path = b.source or (dataset.source(i) if hasattr(dataset, "source") else "")
+            out.append((i, (b.sample_id, b.reason, path, str(b))))
+        except Exception as e:  # keep going, as scan does: one odd file must not stop an ingest of a million
+            log.exception("unexpected error checking sample %d", i)
+            path = dataset.source(i) if hasattr(dataset, "source") else ""
+            out.append((i, ("", Reason.UNREADABLE, path, f"{type(e).__name__}: {e}")))
+    return out
+
+
+class PrecheckResult(tuple):
+    """What `precheck` found: unpacks as ``good, quarantine``; also ``splits`` of the good samples (from the
+    listing) and ``records``: the refused samples as (index, id, path, reason, message), in index order."""
+
+    def __new__(cls, good, quarantine, splits, records):
+        self = super().__new__(cls, (good, quarantine))
+        self.good, self.quarantine, self.splits, self.records = good, quarantine, splits, records
+        return self
+
+
+def precheck(
+    dataset,
+    max_bad_fraction: float | None = None,
+    *,
+    ranges: list[tuple[int, int]] | None = None,
+    workers: int = 1,
+    progress: bool | None = None,
+    report: str | os.PathLike | None = None,
+) -> PrecheckResult:
+    """The cheap checks of every sample (ingest): `dataset.check(i)` when the dataset has one (a problem found while
+    listing; a one-file sample's existence and raster header), nothing is decoded. The pixel checks
+    (`check_sample`) run where each sample is decoded once, in preprocessing, and `scan` does both in one pass.
+
+    ranges: only these [start, stop) index ranges (a part of the work, e.g. one task of a flow; default: all).
+    workers > 1: a process pool checks disjoint blocks in parallel (the dataset is pickled).
+    max_bad_fraction: raise `QuarantineError` when more than this fraction of *all* listed samples fails already
+    (None: never). report: write the refused samples there (.json, and .csv beside it) before deciding.
+    """
+    n = len(dataset)
+    ranges = [(0, n)] if ranges is None else [(int(a), int(b)) for a, b in ranges]
+    blocks = []
+    for a, b in ranges:  # a few large blocks per worker: each call lists the ids/splits it needs once
+        step = max(1024, -(-(b - a) // max(1, 4 * workers)))
+        blocks += [(s, min(s + step, b)) for s in range(a, b, step)]
+    q = Quarantine(total=n, name=str(getattr(dataset, "kind", "") or type(dataset).__name__))
+    parts = []
+    with tqdm(total=sum(b - a for a, b in blocks), desc=f"check {q.name}", unit="sample", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        if workers > 1 and len(blocks) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for part in pool.map(_precheck_range, *zip(*[(dataset, a, b) for a, b in blocks])):
+                    parts.append(part)
+                    bar.update(len(part))
+        else:
+            for a, b in blocks:
+                parts.append(_precheck_range(dataset, a, b))
+                bar.update(b - a)
+    ids = getattr(dataset, "ids", None)
+    all_splits = getattr(dataset, "splits", None)
+    good, splits, records = [], [], []
+    for part in parts:
+        for i, err in part:
+            if err is None:
+                good.append(i)
+                splits.append(all_splits[i] if all_splits is not None else None)
+            else:
+                sid = err[0] or (ids[i] if ids is not None else str(i))
+                records.append((i, sid, err[2], err[1], err[3]))
+                q.add(sid, err[2], err[1], err[3])
+    log.info("cheap checks of %s: %d passed; %s", q.name, len(good), q.summary())
+    if report is not None:
+        report = os.fspath(report)
+        q.to_json(report)
+        q.to_csv(os.path.splitext(report)[0] + ".csv")
+    if max_bad_fraction is not None:
+        q.fail_if_over(max_bad_fraction)
+    return PrecheckResult(good, q, splits, records)
 
 
 # ------------------------------------------------------------------------------------------- scan

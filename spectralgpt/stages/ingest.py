@@ -1,9 +1,14 @@
-"""Ingest stage: validate every raw sample of a configured dataset, write the quarantine report and a manifest
-of the usable samples with each one's content digest and split.
+"""Ingest stage: list every raw sample of a configured dataset and run the cheap checks, which decode nothing (a
+problem found while listing, a one-file sample's existence and raster header: `SourceDataset.check`); write a
+manifest of the samples that passed, with each one's id and split, and the samples refused so far.
 
-The digests are what preprocessing keys its shards by (a shard is reused only when the samples it was made from
-are byte-for-byte the same), and their list is the corpus' content digest: the same files renamed or rewritten
-with other pixels give another digest, the same count of images does not hide a change.
+Each sample is decoded once at corpus scale, by the preprocessing worker that writes its shard: the pixel checks,
+the content digest of every sample (`Sample.digest`) and the complete quarantine report are made there
+(`spectralgpt.stages.preprocess`). Ingest refuses already when the cheap checks alone find more than
+``ingest.max_bad_fraction`` of the samples unusable.
+
+The work can be split: `check_part` checks some index ranges (one task of the ingest flow, on any task runner) and
+`write_manifest` puts the parts together; `ingest_one` does both in one process (with a pool of ``ingest.workers``).
 """
 
 from __future__ import annotations
@@ -14,22 +19,22 @@ from pathlib import Path
 
 from spectralgpt.config import Params, SourceConfig
 from spectralgpt.data.sources import default_bands, load_dataset
-from spectralgpt.data.validate import scan
+from spectralgpt.data.validate import Quarantine, precheck
 from spectralgpt.io.atomic import atomic_write_text
-from spectralgpt.io.digest import digest_json, digest_list
+from spectralgpt.io.digest import digest_json
 
 log = logging.getLogger(__name__)
-#: manifest entries with one value per usable sample (left out of summaries)
-PER_SAMPLE = ("good", "ids", "digests", "splits")
+FORMAT = 2  #: manifest layout: 2 = listing + cheap checks (the pixel checks and digests are preprocessing's)
+#: manifest entries with one value per sample (left out of summaries)
+PER_SAMPLE = ("good", "ids", "splits", "refused")
 
 
 class Selected:
-    """A lazy, picklable view of some samples of a dataset (those ingest found usable), with the content
-    digest ingest recorded for each: `digest(i)` lets preprocessing decide reuse without decoding."""
+    """A lazy, picklable view of some samples of a dataset (those that passed ingest's cheap checks): decoding
+    ``sel[i]`` reads dataset sample ``indices[i]``; ids and sources for reports come from the listing."""
 
-    def __init__(self, dataset, indices, digests=None):
+    def __init__(self, dataset, indices):
         self.dataset, self.indices = dataset, list(indices)
-        self.digests = None if digests is None else list(digests)
         self.name = getattr(dataset, "kind", None)
 
     def __len__(self) -> int:
@@ -38,10 +43,11 @@ class Selected:
     def __getitem__(self, i: int):
         return self.dataset[self.indices[i]]
 
-    def digest(self, i: int) -> str:
-        if self.digests is None:
-            raise AttributeError("no content digests recorded")
-        return self.digests[i]
+    def sample_id(self, i: int) -> str:
+        return self.dataset.ids[self.indices[i]]
+
+    def source(self, i: int) -> str:
+        return self.dataset.source(self.indices[i])
 
 
 def source_bands(src: SourceConfig) -> list[str]:
@@ -53,23 +59,64 @@ def open_source(src: SourceConfig):
     return load_dataset(src.kind, src.root, split=src.split, bands=source_bands(src), **src.options)
 
 
-def ingest_one(params: Params, name: str) -> dict:
-    """Validate one raw dataset; writes <interim>/<name>/quarantine.{json,csv} and manifest.json."""
+def interim_dir(params: Params, name: str) -> Path:
+    return Path(params.data.interim) / name
+
+
+def check_part(params: Params, name: str, ranges: list[tuple[int, int]]) -> list[list]:
+    """The cheap checks of dataset `name`'s samples in `ranges`: [[index, None | [id, path, reason, message]]]
+    (plain lists, so a task can return them from any worker)."""
+    ds = open_source(params.data.sources[name])
+    found = precheck(ds, ranges=ranges, progress=False)
+    refused = {i: [sid, path, reason, message] for i, sid, path, reason, message in found.records}
+    return [[i, refused.get(i)] for a, b in ranges for i in range(a, b)]
+
+
+def n_listed(params: Params, name: str) -> int:
+    return len(open_source(params.data.sources[name]))
+
+
+def write_manifest(params: Params, name: str, parts: list[list[list]], ds=None) -> dict:
+    """Put the checked parts of dataset `name` together (they must cover every index once) and write
+    <interim>/<name>/manifest.json. Raises `QuarantineError` when the refused fraction is over
+    ``ingest.max_bad_fraction`` (the manifest then lists the refused samples, `refused`)."""
     src = params.data.sources[name]
-    out = Path(params.data.interim) / name
-    ds = open_source(src)
-    found = scan(ds, params.ingest.max_bad_fraction, report=out / "quarantine.json", workers=params.ingest.workers)
-    good, quarantine = found
-    settings = {"kind": src.kind, "split": src.split, "options": src.options, "bands": source_bands(src)}
-    manifest = {"name": name, "kind": src.kind, "root": str(src.root), "split": src.split, "options": src.options,
-                "bands": source_bands(src), "class_names": list(ds.class_names or []), "n_listed": len(ds),
-                "n_good": len(good), "n_bad": len(ds) - len(good), "bad_by_reason": quarantine.counts(),
-                "content_digest": digest_json({"samples": digest_list(found.digests), "settings": settings}),
-                "good": good, "ids": [ds.ids[i] for i in good], "digests": found.digests, "splits": found.splits}
+    ds = ds if ds is not None else open_source(src)
+    results = sorted((r for part in parts for r in part), key=lambda r: r[0])
+    if [r[0] for r in results] != list(range(len(ds))):
+        raise ValueError(f"ingest {name}: the checked parts do not cover the {len(ds)} listed samples exactly once")
+    ids, splits = ds.ids, ds.splits
+    good = [i for i, bad in results if bad is None]
+    refused = [{"index": i, "id": bad[0], "path": bad[1], "reason": bad[2], "message": bad[3]}
+               for i, bad in results if bad is not None]
+    q = Quarantine(total=len(ds), name=src.kind)
+    for r in refused:
+        q.add(r["id"], r["path"], r["reason"], r["message"])
+    out = interim_dir(params, name)
+    bands = source_bands(src)
+    settings = {"kind": src.kind, "split": src.split, "options": src.options, "bands": bands}
+    manifest = {"format": FORMAT, "name": name, "kind": src.kind, "root": str(src.root), "split": src.split,
+                "options": src.options, "bands": bands, "class_names": list(ds.class_names or []),
+                "n_listed": len(ds), "n_good": len(good), "n_bad": len(refused), "bad_by_reason": q.counts(),
+                # what was listed and what the cheap checks said: not the content (preprocessing digests that)
+                "listing_digest": digest_json({"ids": ids, "splits": splits, "settings": settings,
+                                               "refused": [(r["index"], r["reason"]) for r in refused]}),
+                "good": good, "ids": [ids[i] for i in good], "splits": [splits[i] for i in good],
+                "refused": refused}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-    log.info("ingest %s: %d of %d samples usable (%s); content %s", name, len(good), len(ds),
-             quarantine.counts() or "no problems", manifest["content_digest"][:12])
+    q.path = str(out / "manifest.json")
+    log.info("ingest %s: %d of %d listed samples pass the cheap checks (%s); decoded and checked in preprocessing",
+             name, len(good), len(ds), q.counts() or "no problems")
+    q.fail_if_over(params.ingest.max_bad_fraction)
     return manifest
+
+
+def ingest_one(params: Params, name: str) -> dict:
+    """List and cheaply check one raw dataset (a process pool of ``ingest.workers``); writes its manifest."""
+    ds = open_source(params.data.sources[name])
+    found = precheck(ds, workers=params.ingest.workers)
+    refused = {i: [sid, path, reason, message] for i, sid, path, reason, message in found.records}
+    return write_manifest(params, name, [[[i, refused.get(i)] for i in range(len(ds))]], ds=ds)
 
 
 def ingest(params: Params, names: list[str] | None = None) -> dict[str, dict]:
@@ -82,10 +129,10 @@ def summary(manifest: dict) -> dict:
 
 
 def read_manifest(params: Params, name: str) -> dict:
-    path = Path(params.data.interim) / name / "manifest.json"
+    path = interim_dir(params, name) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the ingest stage for {name!r} first")
     manifest = json.loads(path.read_text())
-    if "digests" not in manifest:
-        raise ValueError(f"{path} records no content digests (written by an older version): run ingest again")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path} was written by an older version of ingest: run ingest again")
     return manifest

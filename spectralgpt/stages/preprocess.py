@@ -1,21 +1,28 @@
-"""Preprocess stage: the usable samples of each corpus as memory-mappable uint16 shards.
+"""Preprocess stage: the usable samples of each corpus as memory-mappable uint16 shards, and each corpus'
+quarantine report.
 
 Layout: the pretraining corpus is one shard corpus (``<shards>/pretrain``); a task corpus is one shard corpus
 per split (``<shards>/<task>/train``, ``.../val``, ``.../test``), each with its own index, statistics and content
 digest. DVC tracks each split folder on its own, so new test labels re-run evaluation only, never fine-tuning,
 and the normalisation statistics a model is trained with come from its training split alone.
 
-Shards are keyed by the content digests ingest recorded for their samples: a rerun reuses a finished shard
-only when the samples it was made from are byte-for-byte the same.
+Each sample that passed ingest's cheap checks is decoded once, by the worker that writes its shard, and checked
+there (the pixel checks of `spectralgpt.data.validate.check_sample`). A shard is keyed by the content digests of
+the samples it was made from (`Sample.digest`, taken as they are decoded): a rerun keeps a finished shard only
+when they are byte-for-byte the same. `quarantine_report` then writes ``<shards>/quarantine/<name>.json|csv``: the
+samples ingest refused and those the workers refused, in listing order - the report `validate.scan` would write
+- and refuses the corpus when their fraction is over ``ingest.max_bad_fraction``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from spectralgpt.config import Params
 from spectralgpt.data.preprocess import PreprocessResult, preprocess
+from spectralgpt.data.validate import Quarantine
 from spectralgpt.stages.ingest import Selected, open_source, read_manifest
 
 log = logging.getLogger(__name__)
@@ -38,13 +45,16 @@ def corpus_dir(params: Params, name: str, split: str | None = None) -> Path:
     return root if split is None else root / split
 
 
+def _selection(manifest: dict, split: str | None) -> list[int]:
+    """Dataset indices of the samples of sub-corpus `split` that passed ingest's cheap checks, in listing order."""
+    return [i for i, s in zip(manifest["good"], manifest["splits"]) if split is None or s == split]
+
+
 def preprocess_job(params: Params, name: str, split: str | None = None) -> dict:
-    """The `preprocess` arguments that write corpus `name` (split `split`) from the samples ingest found usable
-    (everything but `workers`, `shards` and `finalize`, which say how the work is split)."""
+    """The `preprocess` arguments that write corpus `name` (split `split`) from the samples that passed ingest's
+    cheap checks (everything but `workers`, `shards`, `finalize` and `spec`, which say how the work is split)."""
     manifest = read_manifest(params, name)
-    keep = [k for k, s in enumerate(manifest["splits"]) if split is None or s == split]
-    source = Selected(open_source(params.data.sources[name]), [manifest["good"][k] for k in keep],
-                      [manifest["digests"][k] for k in keep])
+    source = Selected(open_source(params.data.sources[name]), _selection(manifest, split))
     cfg = params.preprocess
     return dict(source=source, out_dir=corpus_dir(params, name, split), size=cfg.size_for(name),
                 shard_size=cfg.shard_size, bands=manifest["bands"], fit=cfg.fit_for(name), recipe=cfg.recipe_for(name),
@@ -52,10 +62,42 @@ def preprocess_job(params: Params, name: str, split: str | None = None) -> dict:
                                  "split": split})
 
 
+def quarantine_path(params: Params, name: str) -> Path:
+    """``<data.shards>/quarantine/<name>.json`` (and ``.csv``): beside the corpus, in the stage's output."""
+    return Path(params.data.shards) / "quarantine" / f"{name}.json"
+
+
+def quarantine_report(params: Params, name: str) -> Quarantine:
+    """Corpus `name`'s quarantine report, written to `quarantine_path` (.json and .csv) from ingest's
+    refusals and the quarantine lists of its finished sub-corpora; raises `QuarantineError` (naming the report)
+    when the unusable fraction of the listed samples is over ``ingest.max_bad_fraction``."""
+    manifest = read_manifest(params, name)
+    records = [(r["index"], r["id"], r["path"], r["reason"], r["message"]) for r in manifest["refused"]]
+    for split in splits_of(params, name):
+        chosen = _selection(manifest, split)
+        path = corpus_dir(params, name, split) / "quarantine.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: corpus {name} ({split or 'whole'}) is not finished")
+        for r in json.loads(path.read_text()):
+            records.append((chosen[r["index"]], r["id"], r["source"], r["reason"], r["message"]))
+    q = Quarantine(total=manifest["n_listed"], name=manifest["kind"])
+    for _, sid, src, reason, message in sorted(records, key=lambda r: r[0]):
+        q.add(sid, src, reason, message)
+    out = quarantine_path(params, name)
+    q.to_json(out)
+    q.to_csv(out.with_suffix(".csv"))
+    log.info("%s: %s (report %s)", name, q.summary(), out)
+    q.fail_if_over(params.ingest.max_bad_fraction)
+    return q
+
+
 def preprocess_one(params: Params, name: str) -> dict[str | None, PreprocessResult]:
-    """Every sub-corpus of `name` in one call, each with a process pool of `preprocess.workers`."""
-    return {split: preprocess(**preprocess_job(params, name, split), workers=params.preprocess.workers)
-            for split in splits_of(params, name)}
+    """Every sub-corpus of `name` in one call, each with a process pool of `preprocess.workers`, then the
+    corpus' quarantine report."""
+    out = {split: preprocess(**preprocess_job(params, name, split), workers=params.preprocess.workers)
+           for split in splits_of(params, name)}
+    quarantine_report(params, name)
+    return out
 
 
 def preprocess_all(params: Params, names: list[str] | None = None) -> dict[str, dict[str | None, PreprocessResult]]:

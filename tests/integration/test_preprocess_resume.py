@@ -29,10 +29,12 @@ def pool(tmp_path_factory):
 
 def test_quarantine_and_shard_boundaries(tmp_path):
     src = ArraySource(10, bad={1: "unreadable", 5: "missing_band", 6: "nan"}, label="class")
-    r = preprocess(src, tmp_path, size=32, shard_size=4, workers=1, fsync=False)
+    # the samples are checked where they are decoded (check_sample, with the expected bands)
+    r = preprocess(src, tmp_path, size=32, shard_size=4, workers=1, fsync=False, checks={"bands": src.bands})
     assert r.n_shards == 3 and r.n_items == 7
     assert [(q["index"], q["reason"]) for q in r.quarantine] == [(1, "unreadable"), (5, "missing_bands"),
-                                                                  (6, "non_finite")]
+                                                                  (6, "nan_inf")]
+    assert all(q["id"] == f"a{q['index']}" and q["source"] == f"mem://{q['index']}" for q in r.quarantine)
     c = ShardCorpus(tmp_path)
     assert c.index["sample"].tolist() == [0, 2, 3, 4, 7, 8, 9]
     assert c.index["shard"].tolist() == [0, 0, 0, 1, 1, 2, 2]  # shard j = source indices [4j, 4j+4)
@@ -116,3 +118,53 @@ def test_sigkill_midway_then_resume_is_byte_identical(tmp_path, pool):
     assert len(r.skipped) >= 4 - 1 and 10 in r.written
     assert tree_bytes(out) == tree_bytes(ref_dir)
     assert not [p for p in shard_dir.iterdir() if ".tmp-" in p.name]
+
+
+class Counted:
+    """A source that counts how often each of its samples is decoded (and can change one sample's pixels)."""
+
+    def __init__(self, inner, bump=None):
+        self.inner, self.bump, self.reads, self.name = inner, bump, {}, inner.name
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        self.reads[i] = self.reads.get(i, 0) + 1
+        s = self.inner[i]
+        if i == self.bump:
+            s.image = s.image + 1
+        return s
+
+
+def test_each_sample_is_decoded_once_and_split_calls_share_the_spec(tmp_path):
+    src = Counted(ArraySource(10, bad={6: "nan"}, label="class"))
+    r = preprocess(src, tmp_path / "a", size=32, shard_size=4, workers=1, fsync=False)
+    assert src.reads == dict.fromkeys(range(10), 1) and r.written == [0, 1, 2] and r.n_items == 9
+    # work split over calls: the first writes shard 0 and settles the spec, the others are given it
+    src = Counted(ArraySource(10, bad={6: "nan"}, label="class"))
+    first = preprocess(src, tmp_path / "b", size=32, shard_size=4, workers=1, fsync=False, shards=[0], finalize=False)
+    preprocess(src, tmp_path / "b", size=32, shard_size=4, workers=1, fsync=False, shards=[1, 2], spec=first.spec,
+               finalize=False)
+    preprocess(src, tmp_path / "b", size=32, shard_size=4, workers=1, fsync=False, shards=[], spec=first.spec)
+    assert src.reads == dict.fromkeys(range(10), 1)
+    assert tree_bytes(tmp_path / "b") == tree_bytes(tmp_path / "a")
+    with pytest.raises(ValueError, match="resolved for other settings"):
+        preprocess(src, tmp_path / "b", size=16, shard_size=4, workers=1, shards=[], spec=first.spec)
+
+
+def test_without_digests_shards_are_kept_by_their_decoded_content(tmp_path):
+    """A source that cannot tell its samples' digests without decoding them (the pipeline's own): a rerun decodes
+    each shard once more and keeps it when the samples' digests match; new pixels in one sample rewrite its shard."""
+    ref = preprocess(ArraySource(12, label="class"), tmp_path, size=32, shard_size=4, workers=2, fsync=False)
+    before = tree_bytes(tmp_path)
+    again = preprocess(ArraySource(12, label="class"), tmp_path, size=32, shard_size=4, workers=2, fsync=False)
+    assert ref.written == [0, 1, 2] and again.written == [] and again.skipped == [0, 1, 2]
+    assert tree_bytes(tmp_path) == before
+    changed = preprocess(Counted(ArraySource(12, label="class"), bump=5), tmp_path, size=32, shard_size=4,
+                         workers=1, fsync=False)
+    assert changed.written == [1] and changed.skipped == [0, 2]
+    assert changed.manifest["content_digest"] != ref.manifest["content_digest"]
+    after = tree_bytes(tmp_path)
+    assert {k for k in after if after[k] != before.get(k)} >= {"shards/shard-00001.image.npy", "manifest.json"}
+    assert not {k for k in after if after[k] != before.get(k)} & {"shards/shard-00000.json", "shards/shard-00002.json"}

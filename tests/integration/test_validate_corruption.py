@@ -121,3 +121,53 @@ def test_bigearthnet_battery(tmp_path):
     }
     assert "B5" in next(r.message for r in q if r.id == "MissingBand")
     assert "Lunar regolith" in next(r.message for r in q if r.id == "Unknown")
+
+
+def _stage_params(tmp_path, root, max_bad_fraction):
+    from spectralgpt.config import (DataConfig, IngestConfig, Params, PreprocessConfig, PretrainConfig, PretrainStage,
+                                    SourceConfig)
+
+    return Params(data=DataConfig(interim=str(tmp_path / "interim"), shards=str(tmp_path / "shards"),
+                                  sources={"classification": SourceConfig(kind="eurosat", root=str(root),
+                                                                                 split="train")}),
+                  ingest=IngestConfig(workers=1, max_bad_fraction=max_bad_fraction),
+                  preprocess=PreprocessConfig(size=64, shard_size=4, workers=2),
+                  pretrain=PretrainConfig(stages=[PretrainStage(name="s", img_size=64, epochs=1)]))
+
+
+def test_stages_decode_once_and_report_what_scan_reports(eurosat_battery, tmp_path):
+    """Ingest refuses what its cheap checks see (listing problems, a missing file, a header that is no GeoTIFF),
+    the preprocessing workers what decoding shows; the merged report is the one `scan` writes from one pass."""
+    from spectralgpt.stages.ingest import ingest
+    from spectralgpt.stages.preprocess import preprocess_all
+
+    params = _stage_params(tmp_path, eurosat_battery, 0.7)
+    manifest = ingest(params)["classification"]
+    cheap = {r["id"]: r["reason"] for r in manifest["refused"]}
+    # a text file named .tif, an unknown class folder, a duplicate, an escaping and an absent list entry; the
+    # half-written Forest_7 has a readable header: its truncation shows when its pixels are decoded
+    assert cheap == {k: EXPECTED[k] for k in ("River_7", "Clouds_1", "River_1", "Forest_1", "Forest_99")}
+    assert manifest["n_listed"] == 18 and manifest["n_good"] == 18 - len(cheap)
+    preprocess_all(params)
+    ds = load_dataset("eurosat", eurosat_battery, split="train")
+    scan(ds, max_bad_fraction=None, report=tmp_path / "scan" / "quarantine.json")
+    for ext in ("json", "csv"):  # the same records, reasons, messages, order and format
+        assert (tmp_path / f"shards/quarantine/classification.{ext}").read_text() == \
+            (tmp_path / f"scan/quarantine.{ext}").read_text()
+    d = json.loads((tmp_path / "shards/quarantine/classification.json").read_text())
+    assert d["total"] == 18 and {r["id"] for r in d["samples"]} >= set(cheap) | {"Pasture_7", "Pasture_9"}
+
+
+def test_stages_refuse_over_the_limit_naming_the_report(eurosat_battery, tmp_path):
+    from spectralgpt.stages.ingest import ingest
+    from spectralgpt.stages.preprocess import preprocess_all
+
+    # the cheap checks alone refuse more than 5%: ingest stops before anything is decoded
+    with pytest.raises(QuarantineError, match=r"bad of 18 .* more than the allowed 5.0%.*manifest.json"):
+        ingest(_stage_params(tmp_path / "a", eurosat_battery, 0.05))
+    # they refuse 5 of 18, decoding 5 more (truncated, NaN, all-nodata, constant, a missing band): over 45%
+    params = _stage_params(tmp_path / "b", eurosat_battery, 0.45)
+    ingest(params)
+    with pytest.raises(QuarantineError, match=r"10 bad of 18 .*report: .*classification.json") as e:
+        preprocess_all(params)
+    assert e.value.quarantine.counts()["nan_inf"] == 1 and (tmp_path / "b/shards/quarantine/classification.csv").exists()

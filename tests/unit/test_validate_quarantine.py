@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from spectralgpt.data import BadSample, Quarantine, QuarantineError, Sample, check_sample, scan
+from spectralgpt.data.validate import precheck
 from spectralgpt.data.sample import Reason
 from spectralgpt.io.atomic import atomic_open, atomic_write_text
 from spectralgpt.io.raster import fill_missing_bands, iter_windows
@@ -111,3 +112,43 @@ def test_fill_missing_and_windows():
     wins = list(iter_windows(100, 50, 32, stride=16))
     assert {(w.row_off, w.col_off) for w in wins} >= {(68, 18), (0, 0)}
     assert all(w.row_off + w.height <= 100 and w.col_off + w.width <= 50 for w in wins)
+
+
+class _Listed:
+    """A listed dataset with cheap checks: ids, sources and splits known without reading, `check(i)` refusing a
+    few samples; reading a sample here would be an error (precheck must not decode)."""
+
+    kind = "listed"
+
+    def __init__(self, n=10):
+        self.ids = [f"s{i}" for i in range(n)]
+        self.splits = ["train" if i % 3 else "val" for i in range(n)]
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        raise AssertionError("precheck decoded a sample")
+
+    def source(self, i):
+        return f"/d/s{i}.tif"
+
+    def check(self, i):
+        if i == 2:
+            raise BadSample(Reason.NOT_GEOTIFF, "not a GeoTIFF", f"/d/s{i}.tif", f"s{i}")
+        if i == 7:
+            raise OSError("permission denied")
+
+
+def test_precheck_decodes_nothing_and_splits_into_ranges(tmp_path):
+    ds = _Listed()
+    good, q = found = precheck(ds, report=tmp_path / "pre.json")
+    assert good == [0, 1, 3, 4, 5, 6, 8, 9] and found.splits == [ds.splits[i] for i in good]
+    assert [(r.id, r.path, r.reason) for r in q] == [("s2", "/d/s2.tif", "not_geotiff"),
+                                                     ("s7", "/d/s7.tif", "unreadable")]
+    assert "OSError: permission denied" in q.records[1].message and q.total == 10
+    assert Quarantine.from_json(tmp_path / "pre.json").ids == ["s2", "s7"] and (tmp_path / "pre.csv").exists()
+    part = precheck(ds, ranges=[(0, 3), (6, 10)])  # one task's share: its records, the whole corpus' total
+    assert part.good == [0, 1, 6, 8, 9] and [r[0] for r in part.records] == [2, 7] and part.quarantine.total == 10
+    with pytest.raises(QuarantineError, match="2 bad of 10"):
+        precheck(ds, max_bad_fraction=0.1)

@@ -228,9 +228,37 @@ class SourceDataset:
     def ids(self) -> list[str]:
         return [e.id for e in self._entries]
 
+    @property
+    def splits(self) -> list[str | None]:
+        """The split of every listed sample (known from the listing, like the ids; None without a split)."""
+        return [e.split for e in self._entries]
+
     def source(self, i: int) -> str:
         """The file or folder sample i is read from (for reports), without reading it."""
         return self._entries[i].path
+
+    #: sample files whose raster header `check` opens (the one file a single-file reader reads first)
+    CHECK_HEADERS: tuple[str, ...] = (".tif", ".tiff")
+
+    def check(self, i: int) -> None:
+        """The cheap checks of sample i, without decoding its pixels (what ingest runs on every listed sample; the
+        pixel checks run where the sample is decoded, in preprocessing): a problem found while listing (outside the
+        root, duplicate id, unknown class folder), and for a sample stored as one GeoTIFF its existence and header
+        (file signature, a readable directory, the declared size under the cap). Raises the same `BadSample` that
+        reading the sample would raise first, so a sample refused here is reported exactly as a full read would."""
+        from spectralgpt.io import raster
+
+        e = self._entries[i]
+        if e.error is not None:
+            raise BadSample(e.error[0], e.error[1], e.path, e.id)
+        if e.path.lower().endswith(self.CHECK_HEADERS):
+            try:
+                with raster.open_raster(e.path):
+                    pass
+            except BadSample as b:
+                b.sample_id = b.sample_id or e.id
+                b.source = b.source or e.path
+                raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={self.root!r}, split={self.split!r}, n={len(self)}, bands={self.bands})"
