@@ -568,8 +568,9 @@ class UperNetProtocolConfig(_Strict):
 
 class BenchmarkDataset(_Strict):
     """One dataset of a benchmark: a raw dataset read in its own layout (`source`, any reader kind of
-    `load_dataset`; validated and stored as shards under benchmark.work, reused by content) or a preprocessed
-    shard corpus (`shards`: one folder per split, or one corpus with a split column)."""
+    `load_dataset`, its bands `source.bands` or the reader's own; validated and stored as shards under
+    benchmark.work, reused by content) or a preprocessed shard corpus (`shards`: one folder per split, or one corpus
+    with a split column). Bands that are not the encoder's are mapped onto them by name and wavelength (`fill`)."""
 
     name: str
     source: SourceConfig | None = None
@@ -581,6 +582,11 @@ class BenchmarkDataset(_Strict):
     fit: Literal["crop", "tile", "resize"] | None = Field(None, description="a raw source's fit (default: the task's)")
     recipe: Literal["minmax", "zscore", "clip2sigma"] | None = Field(
         None, description="normalisation of a raw source (default: the task's); shards keep their own")
+    fill: Literal["zeros", "mean", "nearest"] = Field(
+        "zeros", description="when the data's bands are not the encoder's: how an encoder band without an input band "
+        "of its name or wavelength is filled (see spectralgpt.bands.BandMapping)")
+    wavelength_tolerance_nm: float = Field(15.0, ge=0, le=100, description="an input band stands for an encoder "
+                                           "band within this distance of centre wavelengths")
 
     @field_validator("name")
     @classmethod

@@ -88,7 +88,7 @@ def train_dense(cfg: ModelConfig, encoder_source: str | Path, task, dataset, ste
     log.info("upernet over layers %s: %d trainable, %d frozen parameters", list(cfg.feature_layers), trainable, frozen)
     fit(model, step, dataset, train_cfg, run_dir, [history, *callbacks], inputs=inputs)
     model.eval()
-    save_model(model, model_dir, normalization=dataset.recipe.to_dict() if dataset.recipe else None,
+    save_model(model, model_dir, normalization=dataset.normalization_record(),  # recipe and any band mapping
                extra={**(extra or {}), "task": task.name, "protocol": "upernet", "freeze_encoder": freeze_encoder,
                       "feature_layers": list(cfg.feature_layers), "trainable": trainable, "frozen": frozen,
                       "load_report": str(report)})

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from spectralgpt.bands import BandMapping
 from spectralgpt.config import BenchmarkConfig, BenchmarkDataset
 from spectralgpt.device import resolve_device
 from spectralgpt.io.atomic import atomic_write_text
@@ -58,6 +59,7 @@ class Prepared:
     test: ShardCorpus
     num_classes: int
     class_names: list[str] | None
+    mapping: BandMapping | None = None  # the data's bands onto the encoder's, when they differ
 
 
 @dataclass
@@ -119,13 +121,16 @@ def _probe_task(entry: BenchmarkDataset, ds) -> Task:
                      f"(last error: {last})")
 
 
-def raw_corpus(cfg: BenchmarkConfig, entry: BenchmarkDataset, bands, size: int) -> Path:
-    """Store a raw dataset's two splits as shards under ``<work>/<name>/data/<dataset>/<split>/`` (unusable samples
-    quarantined, shards reused by content); returns that folder."""
+def raw_corpus(cfg: BenchmarkConfig, entry: BenchmarkDataset, size: int) -> Path:
+    """Store a raw dataset's two splits as shards under ``<work>/<name>/data/<dataset>/<split>/`` (its bands:
+    ``source.bands``, else the reader's own; unusable samples quarantined, shards reused by content); returns that
+    folder."""
     from spectralgpt.data.preprocess import preprocess
     from spectralgpt.data.sources import load_dataset
+    from spectralgpt.stages.ingest import source_bands
 
     src = entry.source
+    bands = source_bands(src)
     root = Path(cfg.work) / cfg.name / "data" / entry.name
     task = None
     for split in (entry.train_split, entry.test_split):
@@ -145,21 +150,48 @@ def raw_corpus(cfg: BenchmarkConfig, entry: BenchmarkDataset, bands, size: int) 
     return root
 
 
-def prepare(cfg: BenchmarkConfig, entry: BenchmarkDataset, bands, size: int) -> Prepared:
-    """Open (or, for a raw source, first write) the dataset's training and test corpora and find its task."""
-    root = raw_corpus(cfg, entry, bands, size) if entry.source is not None else Path(entry.shards)
+def prepare(cfg: BenchmarkConfig, entry: BenchmarkDataset, model_bands, size: int) -> Prepared:
+    """Open (or, for a raw source, first write) the dataset's training and test corpora, find its task and, when
+    its bands are not the encoder's `model_bands`, how they map onto them."""
+    root = raw_corpus(cfg, entry, size) if entry.source is not None else Path(entry.shards)
     train, test = (ShardCorpus(root, split=s) for s in (entry.train_split, entry.test_split))
     for split, corpus in ((entry.train_split, train), (entry.test_split, test)):
         if len(corpus) == 0:
             raise ValueError(f"dataset {entry.name!r}: {root} has no {split!r} items")
-        if tuple(corpus.bands) != tuple(bands):
-            raise ValueError(f"dataset {entry.name!r}: {corpus.path} stores bands {', '.join(corpus.bands)} but the "
-                             f"encoder takes {', '.join(bands)}; preprocess it with the encoder's bands")
+    if tuple(test.bands) != tuple(train.bands):
+        raise ValueError(f"dataset {entry.name!r}: its {entry.train_split} and {entry.test_split} splits store other "
+                         f"bands ({', '.join(train.bands)} vs {', '.join(test.bands)})")
     manifest = train.manifest
     task = _checked_task(entry, task_for_labels(manifest.get("label_kind", "none"),
                                                 2 if "image2" in train.arrays else 1))
     names = manifest.get("class_names") or task.class_names
-    return Prepared(entry.name, task, root, train, test, task.num_classes(manifest), list(names) if names else None)
+    data = Prepared(entry.name, task, root, train, test, task.num_classes(manifest), list(names) if names else None)
+    if tuple(train.bands) != tuple(model_bands):
+        mapping = BandMapping.build(train.bands, model_bands, entry.fill, tolerance_nm=entry.wavelength_tolerance_nm)
+        recipe = _recipe(data, size)
+        if "mean" in mapping.how and recipe.get("name") != "zscore":  # a z-score's dataset mean is 0: else measure it
+            probe = task.dataset(train, size, train=False, recipe={**recipe, "band_mapping": mapping.to_dict()})
+            mapping = mapping.with_mean(probe.normalised_mean())
+        data.mapping = mapping
+        log.info("%s: data bands -> encoder bands: %s", entry.name, mapping.describe())
+    return data
+
+
+def _recipe(data: Prepared, size: int) -> dict:
+    """The training split's normalisation recipe (what the task's dataset takes from the corpus)."""
+    recipe = data.task.dataset(data.train, size, train=False).recipe
+    if recipe is None:
+        raise ValueError(f"dataset {data.name!r}: mapping its bands onto the encoder's needs a normalisation recipe")
+    return recipe.to_dict()
+
+
+def datasets(data: Prepared, size: int, augment: bool):
+    """The training split as the task's dataset (augmented for training a decoder, else as evaluated), with the
+    band mapping when there is one, and the recipe the test split takes: the same normalisation, statistics and
+    mapping."""
+    recipe = "auto" if data.mapping is None else {**_recipe(data, size), "band_mapping": data.mapping.to_dict()}
+    train = data.task.dataset(data.train, size, train=augment, recipe=recipe)
+    return train, train.normalization_record() or "auto"
 
 
 # ------------------------------------------------------------------------------------------- protocols
@@ -174,9 +206,8 @@ def _image_level(cfg: BenchmarkConfig, data: Prepared, encoder, protocols: list[
     from spectralgpt.protocols.linear_probe import probe_logits, train_linear_probe
 
     task, size = data.task, encoder.cfg.img_size
-    train_ds = task.dataset(data.train, size, train=False)
-    recipe = train_ds.recipe.to_dict() if train_ds.recipe else "auto"  # the test split is normalised alike
-    test_ds = task.dataset(data.test, size, train=False, recipe=recipe)
+    train_ds, recipe = datasets(data, size, augment=False)
+    test_ds = task.dataset(data.test, size, train=False, recipe=recipe)  # normalised (and mapped) alike
     train = pooled_features(encoder.model, train_ds, cfg.batch_size, device, desc=f"{data.name} train features")
     test = pooled_features(encoder.model, test_ds, cfg.batch_size, device, desc=f"{data.name} test features")
     rows = []
@@ -214,9 +245,9 @@ def _upernet(cfg: BenchmarkConfig, data: Prepared, encoder, device) -> Row:
     arch = dense_config(encoder.cfg, task.model_kind, data.num_classes, up.layers, up.channels, up.dropout,
                         up.freeze_encoder, encoder.cfg.img_size)
     train_cfg = up.train if up.train.device != "auto" else up.train.model_copy(update={"device": str(device)})
-    dataset = task.dataset(data.train, arch.img_size, train=True)
+    dataset, recipe = datasets(data, arch.img_size, augment=True)
     inputs = {"train_data": data.train.content_digest, "encoder": encoder.digest,
-              "settings": settings_digest(arch, up, task.name), "world_size": 1}
+              "settings": settings_digest(arch, up, task.name, recipe), "world_size": 1}
     run_dir = open_run(Path(cfg.work) / cfg.name / data.name / "upernet", inputs)
     trained = train_dense(arch, encoder.source, task, dataset, task.step(up, data.num_classes, data.train),
                           train_cfg, run_dir, inputs, up.freeze_encoder,
@@ -249,6 +280,8 @@ def run_dataset(cfg: BenchmarkConfig, entry: BenchmarkDataset, encoder, device=N
         rows += _image_level(cfg, data, encoder, image_level, device)
     if "upernet" in chosen:
         rows.append(_upernet(cfg, data, encoder, device))
+    for r in rows:  # what fed the encoder: the data's own bands, or a mapping of them
+        r.settings["band_mapping"] = data.mapping.describe() if data.mapping is not None else None
     if run is not None:
         log_rows(run, rows)
     return rows

@@ -19,6 +19,7 @@ from spectralgpt.data.synthetic import generate
 from spectralgpt.models import create_model, save_model
 
 REPO = Path(__file__).resolve().parents[2]
+SEG = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"]  # the bands SegMunich ships
 TRAIN = {"max_steps": 8, "batch_size": 4, "lr": 1e-3, "warmup_epochs": 0, "progress": False, "log_every": 1,
          "checkpoint_every": 100}
 
@@ -40,8 +41,8 @@ def config(raw, tmp_path, **changes) -> BenchmarkConfig:
         "datasets": [{"name": "eurosat", "source": {"kind": "eurosat", "root": str(raw / "eurosat")}},
                      {"name": "ben", "source": {"kind": "bigearthnet", "root": str(raw / "bigearthnet")},
                       "test_split": "val"},
-                     {"name": "seg", "source": {"kind": "segmunich", "root": str(raw / "segmunich"),
-                                                "options": {"fill_missing": "mean"}}, "task": "segmentation"}],
+                     {"name": "seg", "source": {"kind": "segmunich", "root": str(raw / "segmunich"), "bands": SEG},
+                      "task": "segmentation", "fill": "nearest"}],  # SegMunich's 10 bands mapped onto the 12
         "linear_probe": {"epochs": 12, "batch_size": 8}, "knn": {"k": 5},
         "upernet": {"train": TRAIN, "channels": 16, "eval_batch_size": 4},
         "work": str(tmp_path / "work"), "out": str(tmp_path / "reports"), **changes})
@@ -66,6 +67,11 @@ def test_every_protocol_runs_writes_the_table_and_logs_to_mlflow(raw, tmp_path, 
     assert got[("eurosat", "knn")].history == [] and got[("eurosat", "knn")].test_items == 8
     assert got[("seg", "upernet")].settings["feature_layers"] == [0, 1, 2, 3]  # 3, 5, 7, 11 scaled to 4 blocks
     assert got[("seg", "upernet")].settings["frozen_parameters"] > 0
+    mapping = got[("seg", "upernet")].settings["band_mapping"]
+    assert "B1<-B2 (nearest)" in mapping and "B9<-B8A (nearest)" in mapping and "B4<-B4" in mapping
+    assert got[("eurosat", "knn")].settings["band_mapping"] is None  # the encoder's own 12 bands
+    saved = json.loads((tmp_path / "work/tiny/seg/upernet/model/config.json").read_text())
+    assert saved["normalization"]["band_mapping"]["input_bands"] == SEG  # evaluation and predict map alike
 
     table = result.markdown.read_text()
     assert "| dataset | protocol | task | OA | mAP | mIoU | F1 | train | test |" in table
