@@ -587,6 +587,8 @@ class BenchmarkDataset(_Strict):
         "of its name or wavelength is filled (see spectralgpt.bands.BandMapping)")
     wavelength_tolerance_nm: float = Field(15.0, ge=0, le=100, description="an input band stands for an encoder "
                                            "band within this distance of centre wavelengths")
+    ignore_index: int | None = Field(None, description="mask value left out of dense training and scoring (default: "
+                                     "upernet.ignore_index; HLS Burn Scars: -1)")
 
     @field_validator("name")
     @classmethod

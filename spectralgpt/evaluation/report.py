@@ -143,12 +143,21 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 
 def _true_colour(image: np.ndarray, bands: Sequence[str]) -> np.ndarray:
-    """(C, H, W) -> (H, W, 3) in [0, 1]: B4, B3, B2 picked by name, each stretched between its 2nd and 98th
-    percentile (the usual display of a Sentinel-2 true-colour composite)."""
-    from spectralgpt.bands import canonical
+    """(C, H, W) -> (H, W, 3) in [0, 1]: B4, B3, B2 picked by name, else the bands that stand for them by
+    wavelength (HLS:RED, OLI:B4, RGB:RED, ...; grey of the first band when there are none), each stretched between
+    its 2nd and 98th percentile (the usual display of a Sentinel-2 true-colour composite)."""
+    from spectralgpt.bands import canonical, equivalent_band
 
     names = [canonical(b) for b in bands]
-    rgb = np.stack([np.asarray(image[names.index(b)], np.float64) for b in ("B4", "B3", "B2")], axis=-1)
+
+    def pick(target: str) -> int | None:
+        if target in names:
+            return names.index(target)
+        return next((i for i, b in enumerate(names) if equivalent_band(b, (target,)) == target), None)
+
+    idx = [pick(b) for b in ("B4", "B3", "B2")]
+    idx = [0, 0, 0] if None in idx else idx
+    rgb = np.stack([np.asarray(image[i], np.float64) for i in idx], axis=-1)
     lo, hi = np.nanpercentile(rgb, 2, axis=(0, 1)), np.nanpercentile(rgb, 98, axis=(0, 1))
     return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-9), 0, 1)
 

@@ -60,6 +60,7 @@ class Prepared:
     num_classes: int
     class_names: list[str] | None
     mapping: BandMapping | None = None  # the data's bands onto the encoder's, when they differ
+    ignore_index: int | None = None  # the dataset's own ignored mask value (else upernet.ignore_index)
 
 
 @dataclass
@@ -165,7 +166,8 @@ def prepare(cfg: BenchmarkConfig, entry: BenchmarkDataset, model_bands, size: in
     task = _checked_task(entry, task_for_labels(manifest.get("label_kind", "none"),
                                                 2 if "image2" in train.arrays else 1))
     names = manifest.get("class_names") or task.class_names
-    data = Prepared(entry.name, task, root, train, test, task.num_classes(manifest), list(names) if names else None)
+    data = Prepared(entry.name, task, root, train, test, task.num_classes(manifest), list(names) if names else None,
+                    ignore_index=entry.ignore_index)
     if tuple(train.bands) != tuple(model_bands):
         mapping = BandMapping.build(train.bands, model_bands, entry.fill, tolerance_nm=entry.wavelength_tolerance_nm)
         recipe = _recipe(data, size)
@@ -239,6 +241,8 @@ def _upernet(cfg: BenchmarkConfig, data: Prepared, encoder, device) -> Row:
     from spectralgpt.protocols.dense import dense_config, train_dense
 
     up, task = cfg.upernet, data.task
+    if data.ignore_index is not None:
+        up = up.model_copy(update={"ignore_index": data.ignore_index})
     if isinstance(up.class_weights, list) and len(up.class_weights) != data.num_classes:
         raise ValueError(f"dataset {data.name!r} has {data.num_classes} classes but upernet.class_weights has "
                          f"{len(up.class_weights)} values")
