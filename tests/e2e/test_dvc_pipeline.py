@@ -65,7 +65,8 @@ def test_every_stage_ran_and_models_are_champions(repo):
 
     root, uri, result = repo
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    expected = {"ingest", "preprocess", "pretrain", *(f"{s}@{t}" for s in ("finetune", "evaluate") for t in TASKS)}
+    expected = {"ingest", "preprocess", "pretrain", "benchmark",
+                *(f"{s}@{t}" for s in ("finetune", "evaluate") for t in TASKS)}
     assert expected <= set(lock)
     assert len(result["stale"]) == len(expected)
     assert {d["task"]: d["decision"] for d in result["decisions"]} == {t: "promoted" for t in TASKS}
