@@ -1,26 +1,44 @@
 """Images/second of one full MAE training step (forward, backward, AdamW step), side by side in one run:
 
-  reference  the published formulas restated plainly (Conv3d, explicit softmax attention, fp32)
-  fast fp32  spectralgpt.models.SpectralMAE (fused q/k/v, scaled_dot_product_attention, kept-token embedding)
-  fast bf16  the same under bf16 autocast
+  official   the published step restated plainly (spectralgpt.models.reference: Conv3d over all tokens, separate
+             q/k/v matmuls, explicit softmax attention, fp32) with torch's default AdamW, as the published
+             training script builds it
+  ours       spectralgpt.models.SpectralMAE (fused q/k/v, scaled_dot_product_attention = flash attention,
+             kept-token embedding) with the training engine's optimizer (fused AdamW on CPUs and CUDA GPUs)
+  ours bf16  the same under bf16 autocast: on CUDA, and on CPUs with native bf16 (AVX-512 BF16 / AMX); a CPU
+             without it runs bf16 matmuls emulated, ~100x slower than fp32, so the row is skipped there unless
+             --bf16 on (the training engine never picks bf16 on a CPU by itself either)
+  compiled   with --compile: the same under torch.compile (a failure is reported and the row skipped)
 
-    python benchmarks/train_step.py [--steps 5] [--configs mae_vit_base_patch8_128:2 mae_vit_tiny_patch8_64:32]
+    python benchmarks/train_step.py [--steps 3] [--rounds 3] [--configs mae_vit_base_patch8_128:2 ...]
 
-Every row also reports its model FLOP rate and its utilisation of the hardware's limit: the GEMM peak measured
-in the same run, with the same thread count (fp32 rows against the fp32 matmul peak, bf16/fp16 rows against
-the bf16/fp16 one). On a CUDA device it also reports fp16 autocast with a grad scaler.
+Each round times every row once, in turn, and measures the GEMM peak again, so slow phases of a shared machine
+hit all rows alike; a row's figure is its best round, and `range` gives its slowest and fastest round. Every row
+reports its model FLOP rate and its utilisation of the hardware's limit: the best square-matmul FLOP rate
+measured in the same run, same dtype, same thread count (fp32 rows against fp32, bf16 against bf16, fp16
+against fp16). On a CPU, `cpu-time` repeats the utilisation with both sides counted in FLOP per process CPU
+second (all threads' CPU time added) instead of per wall second: time lost to other programs on a loaded machine
+then counts on neither side, while threads spinning idle at the step's synchronisation points still count.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import platform
+import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from spectralgpt.models import create_model
-from spectralgpt.models.reference import ReferenceMAE
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spectralgpt.models import create_model  # noqa: E402
+from spectralgpt.models.reference import ReferenceMAE  # noqa: E402
+from spectralgpt.training.engine import adamw  # noqa: E402
 
 
 def mae_step_flops(cfg, batch: int, mask_ratio: float) -> float:
@@ -38,97 +56,213 @@ def mae_step_flops(cfg, batch: int, mask_ratio: float) -> float:
     return 3 * fwd * batch
 
 
-def gemm_peak(dtype: torch.dtype, device: torch.device, budget_s: float = 3.0) -> float:
-    """The best FLOP/s of square matmuls in `dtype` on `device`: the practical peak a step can reach. Sizes grow
-    (512, 1024, ... up to 2048 on a CPU, 8192 on a GPU) while one product takes under 0.2 s, and each size is
-    timed for at most `budget_s` (a CPU without native bf16 runs it emulated, hundreds of times slower)."""
-    best = 0.0
-    for n in (512, 1024, 2048, 4096, 8192):
-        if n > (8192 if device.type == "cuda" else 2048):
-            break
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        (a @ b).sum().item()  # warm-up
-        start, took = time.perf_counter(), 0.0
-        while time.perf_counter() - start < budget_s:
-            t0 = time.perf_counter()
-            (a @ b).sum().item()
-            took = time.perf_counter() - t0
-            best = max(best, 2 * n**3 / took)
-        if took > 0.2:
-            break
-    return best
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
-def time_steps(model, x, steps, autocast_dtype=None, scaler=None, mask_ratio=0.9):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05)
-    device = x.device.type
-    ctx = (lambda: torch.autocast(device, dtype=autocast_dtype)) if autocast_dtype else contextlib.nullcontext
+def native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
-    def step():
-        with ctx():
-            loss = model(x, mask_ratio)[0]
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+@dataclass
+class Peak:
+    """Best square-matmul rate seen so far: wall FLOP/s and, on a CPU, FLOP per process CPU second (all threads'
+    CPU time added: the rate of one core kept busy)."""
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def measure(self, dtype: torch.dtype, device: torch.device, budget_s: float) -> None:
+        """Sizes grow (512, 1024, ... up to 2048 on a CPU, 8192 on a GPU) while one product takes under 0.2 s;
+        each size is timed for at most `budget_s` (emulated bf16 on a CPU is hundreds of times slower)."""
+        for n in (512, 1024, 2048, 4096, 8192):
+            if n > (8192 if device.type == "cuda" else 2048):
+                break
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            out = a @ b  # warm-up
+            sync(device)
+            start, took = time.perf_counter(), 0.0
+            while time.perf_counter() - start < budget_s:
+                w0, c0 = clocks()
+                torch.matmul(a, b, out=out)
+                sync(device)
+                w1, c1 = clocks()
+                took = w1 - w0
+                self.wall = max(self.wall, 2 * n**3 / took)
+                if device.type == "cpu" and c1 > c0:
+                    self.cpu = max(self.cpu, 2 * n**3 / (c1 - c0))
+            if took > 0.2:
+                break
+
+
+@dataclass
+class Row:
+    label: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    precision: str  # fp32 | bf16 | fp16
+    autocast: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    runner: object = None
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (wall s, process CPU s) per round
+    failed: str = ""
+
+    def step(self, x: torch.Tensor, mask_ratio: float) -> None:
+        ctx = torch.autocast(x.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
+        with ctx:
+            loss = (self.runner or self.model)(x, mask_ratio)[0]
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         else:
             loss.backward()
-            opt.step()
+            self.optimizer.step()
 
-    step()  # warm-up (allocations, kernel selection)
-    step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return steps * x.shape[0] / (time.perf_counter() - t0)
+    def time(self, x: torch.Tensor, steps: int, mask_ratio: float) -> None:
+        if self.failed:
+            return
+        try:
+            if not self.rounds:  # warm-up: allocations, kernel selection, compilation
+                for _ in range(2):
+                    self.step(x, mask_ratio)
+            sync(x.device)
+            w0, c0 = clocks()
+            for _ in range(steps):
+                self.step(x, mask_ratio)
+            sync(x.device)
+            w1, c1 = clocks()
+        except Exception as e:  # noqa: BLE001 - out of memory, a compiler failure: report it, keep the others
+            self.failed = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+            self.model = self.runner = self.optimizer = None
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return
+        self.rounds.append((w1 - w0, c1 - c0))
+
+
+def build_rows(name: str, device: torch.device, args, bf16_row: bool) -> list[Row]:
+    torch.manual_seed(0)
+    fast = create_model(name).to(device).train()
+    ref = ReferenceMAE(fast.cfg).to(device).train()
+    ref.load_state_dict(fast.state_dict())
+    betas = (0.9, 0.95)
+    rows = [Row("official fp32", ref, torch.optim.AdamW(ref.parameters(), lr=1e-4, betas=betas), "fp32"),
+            Row("ours fp32", fast, adamw(fast.parameters(), 1e-4, betas, device), "fp32")]
+    if bf16_row:
+        rows.append(Row("ours bf16 autocast", fast, adamw(fast.parameters(), 1e-4, betas, device), "bf16",
+                        torch.bfloat16))
+    if device.type == "cuda":
+        rows.append(Row("ours fp16 autocast + scaler", fast, adamw(fast.parameters(), 1e-4, betas, device), "fp16",
+                        torch.float16, torch.amp.GradScaler("cuda")))
+    if args.compile:
+        compiled = torch.compile(fast, mode=args.compile_mode)
+        precisions = ["bf16"] if device.type == "cuda" else ["fp32"] + (["bf16"] if bf16_row else [])
+        for p in precisions:
+            rows.append(Row(f"ours {p} compiled", fast, adamw(fast.parameters(), 1e-4, betas, device), p,
+                            torch.bfloat16 if p == "bf16" else None, runner=compiled))
+    return rows
+
+
+def check_flash(device: torch.device, cfg) -> str:
+    """On CUDA: does scaled_dot_product_attention run the flash kernel at the model's head sizes in bf16?"""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if device.type != "cuda":
+        return "flash attention (CPU kernel)"
+    try:
+        for dim, heads, n in ((cfg.embed_dim, cfg.num_heads, 128), (cfg.decoder_embed_dim, cfg.decoder_num_heads, 128)):
+            q = torch.randn(2, heads, n, dim // heads, device=device, dtype=torch.bfloat16, requires_grad=True)
+            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                torch.nn.functional.scaled_dot_product_attention(q, q, q).sum().backward()
+        return "flash attention usable at the model's head sizes (bf16)"
+    except RuntimeError as e:
+        return f"flash attention NOT usable: {str(e).splitlines()[0][:120]}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["mae_vit_base_patch8_128:2", "mae_vit_tiny_patch8_64:32"],
                     help="name:batch pairs")
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per row and round")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each times every row once, in turn")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                    help="bf16 autocast rows: auto = only where bf16 is native (CUDA, AVX-512 BF16 / AMX CPUs)")
+    ap.add_argument("--compile", action="store_true", help="add torch.compile rows")
+    ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default, max-autotune, ...)")
+    ap.add_argument("--mask-ratio", type=float, default=0.9)
     args = ap.parse_args()
     device = torch.device(args.device)
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else torch.get_num_threads()} "
-          f"{'' if device.type == 'cuda' else 'threads'}), torch {torch.__version__}, {args.steps} timed steps")
-    peaks = {"fp32": gemm_peak(torch.float32, device), "bf16": gemm_peak(torch.bfloat16, device)}
-    if device.type == "cuda":
-        peaks["fp16"] = gemm_peak(torch.float16, device)
-    print("measured GEMM peak: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peaks.items()))
-    if peaks["bf16"] < peaks["fp32"]:
-        print("  (bf16 matmuls are slower than fp32 here: this processor has no native bf16, so bf16 autocast "
-              "cannot pay off; its utilisation figure is not meaningful)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    native = native_bf16(device)
+    bf16_row = args.bf16 == "on" or (args.bf16 == "auto" and native)
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    print(f"{datetime.date.today()}  {machine}  torch {torch.__version__}  native bf16: {'yes' if native else 'no'}"
+          f"  {args.rounds} rounds x {args.steps} timed steps")
+    peaks = {"fp32": Peak(), "bf16": Peak()} | ({"fp16": Peak()} if device.type == "cuda" else {})
+    cpu = device.type == "cpu"
     for spec in args.configs:
         name, batch = spec.split(":")
         batch = int(batch)
-        torch.manual_seed(0)
-        fast = create_model(name).to(device).train()
-        ref = ReferenceMAE(fast.cfg).to(device).train()
-        ref.load_state_dict(fast.state_dict())
-        s = fast.cfg.img_size
-        x = torch.rand(batch, fast.cfg.num_bands, s, s, device=device)
-        rows = [("reference fp32", time_steps(ref, x, args.steps)),
-                ("fast fp32", time_steps(fast, x, args.steps)),
-                ("fast bf16 autocast", time_steps(fast, x, args.steps, torch.bfloat16))]
-        if device.type == "cuda":
-            rows.append(("fast fp16 autocast + scaler",
-                         time_steps(fast, x, args.steps, torch.float16, torch.amp.GradScaler("cuda"))))
-        base = rows[0][1]
-        flops = mae_step_flops(fast.cfg, 1, 0.9)
-        print(f"\n{name}  batch {batch}  mask 0.9  ({flops / 1e9:.1f} GFLOP per image per step)")
-        for label, ips in rows:
-            peak = peaks["bf16" if "bf16" in label else "fp16" if "fp16" in label else "fp32"]
-            rate = ips * flops
-            print(f"  {label:28s} {ips:9.2f} img/s   x{ips / base:5.2f} vs reference   {rate / 1e9:8.1f} GFLOP/s"
-                  f"   {100 * rate / peak:5.1f}% of the measured {'bf16' if 'bf16' in label else 'fp16' if 'fp16' in label else 'fp32'} peak")
+        rows = build_rows(name, device, args, bf16_row)
+        cfg = rows[1].model.cfg
+        s = cfg.img_size
+        x = torch.rand(batch, cfg.num_bands, s, s, device=device)
+        for r in range(args.rounds):
+            for dtype, p in zip((torch.float32, torch.bfloat16, torch.float16), peaks.values()):
+                if dtype == torch.float32 or r == 0 or native:  # emulated bf16 (a CPU without it): once, it is slow
+                    p.measure(dtype, device, 1.0 if dtype == torch.float32 else 0.5)
+            for row in rows:
+                row.time(x, args.steps, args.mask_ratio)
+        flops = mae_step_flops(cfg, 1, args.mask_ratio)
+        print("\nmeasured GEMM peak: " + ", ".join(f"{k} {v.wall / 1e9:.1f} GFLOP/s" +
+                                                  (f" ({v.cpu / 1e9:.1f} per CPU-second)" if cpu else "")
+                                                  for k, v in peaks.items()))
+        if cpu and not native:
+            print(f"  bf16 is emulated on this CPU ({peaks['bf16'].wall / 1e9:.1f} vs {peaks['fp32'].wall / 1e9:.1f} "
+                  f"GFLOP/s fp32): bf16 autocast cannot pay off here" +
+                  ("" if bf16_row else "; its rows are skipped (--bf16 on runs them)"))
+        print(f"{name}  batch {batch}  mask {args.mask_ratio}  ({flops / 1e9:.1f} GFLOP per image per step; "
+              f"attention: {check_flash(device, cfg)})")
+        base = rows[0]
+        for row in rows:
+            if row.failed or not row.rounds:
+                print(f"  {row.label:28s} failed: {row.failed}")
+                continue
+            wall = min(w for w, _ in row.rounds)
+            ips = batch * args.steps / wall
+            worst = batch * args.steps / max(w for w, _ in row.rounds)
+            peak = peaks[row.precision]
+            line = (f"  {row.label:28s} {ips:9.2f} img/s (range {worst:.2f}-{ips:.2f})   "
+                    f"{ips * flops / 1e9:8.1f} GFLOP/s  {100 * ips * flops / peak.wall:5.1f}% of the {row.precision} peak")
+            if cpu and peak.cpu:
+                cpu_s = min(c for _, c in row.rounds)
+                line += f"  (cpu-time {100 * batch * args.steps * flops / cpu_s / peak.cpu:5.1f}%)"
+            if row is not base and base.rounds and not base.failed:
+                ratios = [b[0] / w[0] for b, w in zip(base.rounds, row.rounds)]
+                line += (f"   x{min(w for w, _ in base.rounds) / wall:5.2f} vs official "
+                         f"(per round x{min(ratios):.2f}-x{max(ratios):.2f})")
+            print(line)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,10 @@ class PatchEmbed3D(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with separate q, k, v projections (published key names).
 
-    The forward pass fuses q/k/v into one matmul and uses `scaled_dot_product_attention`.
+    The forward pass fuses q/k/v into one matmul and uses `scaled_dot_product_attention` (flash attention on
+    CPUs and GPUs). q, k and v stay strided views of that matmul's (B, N, 3, heads, head_dim) output, so the
+    backward pass writes their gradients straight into the layout the matmul's backward reads (one stack, no
+    permute copy).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -93,9 +96,8 @@ class Attention(nn.Module):
         b, n, d = x.shape
         weight = torch.cat([self.q.weight, self.k.weight, self.v.weight])
         bias = None if self.q.bias is None else torch.cat([self.q.bias, self.k.bias, self.v.bias])
-        qkv = F.linear(x, weight, bias).reshape(b, n, 3, self.num_heads, d // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v)
+        q, k, v = F.linear(x, weight, bias).view(b, n, 3, self.num_heads, d // self.num_heads).unbind(2)
+        x = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(x.transpose(1, 2).reshape(b, n, d))
 
 

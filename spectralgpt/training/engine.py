@@ -66,7 +66,41 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("amp: bf16 on a CPU without native bf16 (no AVX-512 BF16 / AMX): its matmuls are emulated, "
+                    "many times slower than fp32")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[amp]
+
+
+def adamw(params, lr: float, betas: tuple[float, float], device: torch.device) -> torch.optim.AdamW:
+    """AdamW, with the fused kernel on CPUs and CUDA GPUs: one pass over each parameter instead of a dozen
+    elementwise passes (the same update rule; about 5x faster on a 2-core CPU for the 99 M-parameter base MAE)."""
+    return torch.optim.AdamW(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda"))
+
+
+class CompiledOrEager:
+    """`torch.compile(model)`, falling back to the eager model with a warning when compiling fails on the first
+    call (no C++ compiler for Inductor on a CPU, an operator it cannot lower, ...). Attributes are the model's."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.compiled, self.checked = model, torch.compile(model), False
+
+    def __call__(self, *args, **kwargs):
+        if self.checked:
+            return (self.compiled or self.model)(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly (a real error re-raises there)
+            log.warning("torch.compile failed (%s: %s); training without it", type(e).__name__, str(e)[:300])
+            self.compiled = None
+            out = self.model(*args, **kwargs)
+        self.checked = True
+        return out
+
+    def __getattr__(self, name):
+        if name in ("model", "compiled", "checked"):  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
 
 def to_device(batch, device: torch.device):
@@ -126,7 +160,7 @@ def _fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: 
     core = model
     groups = param_groups(core, cfg.weight_decay, cfg.layer_decay, cfg.no_weight_decay)
     lr = cfg.effective_lr(world)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=cfg.betas)
+    optimizer = adamw(groups, lr, cfg.betas, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     sampler = ResumableBatches(len(dataset), cfg.batch_size, cfg.seed, rank=rank, world_size=world)
@@ -162,7 +196,7 @@ def _fit(model: nn.Module, step_fn: StepFn, dataset, cfg: TrainConfig, out_dir: 
                             generator=torch.Generator().manual_seed(cfg.seed))
     if world > 1:
         model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
-    runner = torch.compile(model) if cfg.compile else model
+    runner = CompiledOrEager(model) if cfg.compile else model
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
     main = rank == 0
     val_every = validation.interval(per_epoch, cfg.accum_iter) if validation else None
