@@ -127,11 +127,13 @@ def preprocess(name: list[str] = typer.Option(None, help="only these corpora"), 
 def pack(src: Path = typer.Argument(..., help="folder tree of GeoTIFFs"),
          dst: Path = typer.Argument(..., help="output folder of shard-NNNNNN.tar"),
          members: int = typer.Option(1000, "--members", min=1, help="GeoTIFFs per tar")) -> None:
-    """Pack GeoTIFFs into deterministic tar shards (resumable); `dvc add` the output, read it with kind: folder."""
+    """Pack GeoTIFFs into deterministic tar shards, each with an index beside it (resumable); `dvc add` the output,
+    read it with kind: folder."""
     from spectralgpt.data.pack import pack as run
 
     r = run(src, dst, members)
-    echo_json({"tars": len(r.tars), "members": r.members, "written": r.written, "skipped": r.skipped})
+    echo_json({"tars": len(r.tars), "members": r.members, "written": r.written, "skipped": r.skipped,
+               "indexes_written": r.indexed})
 
 
 @app.command()

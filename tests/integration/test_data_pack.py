@@ -245,4 +245,4 @@ def test_cli_pack(tmp_path):
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["tars"] == 2
     again = CliRunner().invoke(app, ["data", "pack", str(src), str(tmp_path / "tars"), "--members", "2"])
-    assert json.loads(again.output)["skipped"] == 2
+    assert json.loads(again.output)["skipped"] == 2 and json.loads(again.output)["indexes_written"] == 0
