@@ -228,6 +228,9 @@ def test_a_tar_changed_between_listing_and_reading(tars, caplog):
     expect0, expect2 = first[0].image, first[2].image
     _retar(t, [m2, m0])  # another order, one member gone
     with caplog.at_level(logging.WARNING):
+        ds.check(ds.ids.index("shard-000000/region-0/img-000"))  # ingest's cheap checks see the change too
+        with pytest.raises(BadSample, match="no longer in it"):
+            ds.check(ds.ids.index("shard-000000/region-0/img-003"))
         assert np.array_equal(ds[ds.ids.index("shard-000000/region-0/img-000")].image, expect0)
         with pytest.raises(BadSample) as e:
             ds[ds.ids.index("shard-000000/region-0/img-003")]
@@ -237,6 +240,11 @@ def test_a_tar_changed_between_listing_and_reading(tars, caplog):
     for k, i in enumerate(ds.ids):
         if i in want:
             assert np.array_equal(ds[k].image, want[i])
+    _retar(t, [("region-0/img-000.tif", b"<html>not found</html>"), m2])  # changed again, a member now broken
+    with pytest.raises(BadSample) as e:
+        ds[ds.ids.index("shard-000000/region-0/img-000")]
+    assert e.value.reason == Reason.NOT_GEOTIFF and e.value.source == ds.source(0)
+    assert "spectralgpt-member-" not in str(e.value) and ds.source(0) in str(e.value)
 
 
 def test_cli_pack(tmp_path):

@@ -22,6 +22,7 @@ Label: None. Splits: a hash split of the id (80/10/10) when split is given. Samp
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -121,12 +122,14 @@ class Folder(SourceDataset):
                 out.append(e)
         return out
 
-    def _read(self, e: Entry) -> Sample:
-        moved = self._moved(e) if "check" in e.info else None
+    @contextlib.contextmanager
+    def _member_path(self, e: Entry, moved: pack.Member | None):
+        """The path to open for entry `e`: its own, or for a member of a tar changed since listing (`moved`) a
+        temporary copy of the member's checked bytes -- GDAL keeps each tar's member list per process and trusts
+        it while the tar's size and mtime (whole seconds) stay the same. Problems name the entry, not the copy."""
         if moved is None:
-            return self._read_path(e, e.path)
-        # GDAL keeps each tar's member list per process and trusts it while the tar's size and mtime (seconds)
-        # stay the same, so a tar changed since it was opened is read from a copy of the member's checked bytes
+            yield e.path
+            return
         with tempfile.TemporaryDirectory(prefix="spectralgpt-member-") as tmp:
             copy = os.path.join(tmp, os.path.basename(moved.name))
             try:
@@ -134,13 +137,25 @@ class Folder(SourceDataset):
                     pack.copy_member(e.info["tar"], moved, out)
             except (OSError, ValueError) as ex:
                 raise BadSample(Reason.UNREADABLE, f"member {moved.name} of {e.info['tar']} changed while it was "
-                                f"read: {ex}", e.path) from ex
+                                f"read: {ex}", e.path, e.id) from ex
             try:
-                return self._read_path(e, copy)
+                yield copy
             except BadSample as b:
-                raise BadSample(b.reason, str(b).replace(copy, e.path), e.path) from b
+                msg = str(b).removeprefix(f"{b.reason}: ")
+                msg = msg.removesuffix(f" ({b.source})") if b.source else msg
+                raise BadSample(b.reason, msg.replace(copy, e.path), e.path, e.id) from b
 
-    def _read_path(self, e: Entry, path: str) -> Sample:
+    def check(self, i: int) -> None:
+        e = self._entries[i]
+        moved = self._moved(e) if e.error is None and "check" in e.info else None
+        if moved is None:
+            return super().check(i)
+        with self._member_path(e, moved) as path, raster.open_raster(path):
+            pass
+
+    def _read(self, e: Entry) -> Sample:
+        moved = self._moved(e) if "check" in e.info else None
         order = self.options["band_order"]
-        r = raster.read_multiband(path, self.bands, band_order=order, use_descriptions=order is None)
+        with self._member_path(e, moved) as path:
+            r = raster.read_multiband(path, self.bands, band_order=order, use_descriptions=order is None)
         return self._sample(e, r, label=None, nodata=r.nodata, file_bands=r.meta["file_bands"])
