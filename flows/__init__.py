@@ -36,3 +36,7 @@ def _route_library_logs() -> None:
 
 
 _route_library_logs()
+
+from flows.timing import record_at_exit  # noqa: E402
+
+record_at_exit()  # `make demo`'s per-stage timings: only when SPECTRALGPT_STAGE_TIMES names a file

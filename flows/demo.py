@@ -12,7 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flows.timing import STAGE_TIMES_ENV, Stopwatch, cpu_seconds, read_stage_times
+
 PREFECT_PORT = int(os.environ.get("SPECTRALGPT_PREFECT_PORT", "4200"))
+STAGE_TIMES = Path(".dvc/tmp/demo-stage-times.jsonl")  # ignored by git and DVC
 
 
 def sh(*cmd: str, **kw) -> subprocess.CompletedProcess:
@@ -59,33 +62,53 @@ def prefect_server():
 def main() -> None:
     from spectralgpt.config import load_params
 
+    watch = Stopwatch()
     p = load_params("params.yaml")
     if not Path(".git").exists():
         sh("git", "init", "-q")
-    if not Path(p.data.raw).exists():
-        sh(sys.executable, "-m", "spectralgpt.cli", "data", "synth")
-    if Path("data.dvc").exists():
-        dvc("commit", "-f", "-q", "data.dvc")  # no-op when the corpus matches data.dvc (byte-identical per seed)
-    else:  # `dvc add` writes data/raw.dvc; the project keeps it as data.dvc at the top
-        dvc("add", "-q", p.data.raw)
-        generated = Path(p.data.raw).parent / (Path(p.data.raw).name + ".dvc")
-        Path("data.dvc").write_text(generated.read_text().replace("path: raw", f"path: {p.data.raw}"))
-        generated.unlink()
-    dvc("push", "-q")
-    with prefect_server():
+    with watch("synthetic corpus"):
+        if not Path(p.data.raw).exists():
+            sh(sys.executable, "-m", "spectralgpt.cli", "data", "synth")
+    with watch("dvc add + push"):
+        if Path("data.dvc").exists():
+            dvc("commit", "-f", "-q", "data.dvc")  # no-op when the corpus matches data.dvc (byte-identical per seed)
+        else:  # `dvc add` writes data/raw.dvc; the project keeps it as data.dvc at the top
+            dvc("add", "-q", p.data.raw)
+            generated = Path(p.data.raw).parent / (Path(p.data.raw).name + ".dvc")
+            Path("data.dvc").write_text(generated.read_text().replace("path: raw", f"path: {p.data.raw}"))
+            generated.unlink()
+        dvc("push", "-q")
+    times = STAGE_TIMES.resolve()
+    times.parent.mkdir(parents=True, exist_ok=True)
+    times.unlink(missing_ok=True)
+    os.environ[STAGE_TIMES_ENV] = str(times)  # every stage `dvc repro` runs appends its wall and CPU seconds
+    with contextlib.ExitStack() as stack:  # the server stops (and its CPU is counted) when the block ends
+        with watch("Prefect server start"):
+            stack.enter_context(prefect_server())
         from flows.retrain import retrain_flow
 
+        t0, c0 = time.perf_counter(), cpu_seconds()
         result = retrain_flow("params.yaml")
-    sh(sys.executable, "-m", "flows.plots")
-    dvc("metrics", "show")
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        stages = read_stage_times(times)
+        watch.add("retrain flow, of which:", wall, cpu)
+        for row in stages:
+            watch.add(f"  {row['stage']}", row["wall_s"], row["cpu_s"])
+        watch.add("  the rest (dvc, promotion, report)", wall - sum(r["wall_s"] for r in stages),
+                  cpu - sum(r["cpu_s"] for r in stages))
+    with watch("offline plots, metrics, status"):
+        sh(sys.executable, "-m", "flows.plots")
+        dvc("metrics", "show")
+        clean = subprocess.run([sys.executable, "-m", "dvc", "status", "-q"]).returncode == 0
     print("\nDone. Where to look:")
     print("  reports/<task>/metrics.json, reports/plots/index.html   (offline; `dvc metrics show`, `dvc plots show`)")
     print("  make ui   -> Prefect UI http://127.0.0.1:4200 and MLflow UI http://127.0.0.1:5000 (loopback)")
     print("  spectralgpt models   -> champion and challenger per task")
     for d in result["decisions"]:
         print(f"  {d.get('task')}: {d.get('decision')} ({d.get('reason', '')})")
-    clean = subprocess.run([sys.executable, "-m", "dvc", "status", "-q"]).returncode == 0
     print("  dvc status:", "clean, a second `dvc repro` is a no-op" if clean else "changes pending (see `dvc status`)")
+    print(f"\nWhere the time went ({os.cpu_count()} CPUs; CPU s: all processes, threads summed):")
+    print(watch.table())
 
 
 if __name__ == "__main__":
