@@ -19,6 +19,12 @@ measured in the same run, same dtype, same thread count (fp32 rows against fp32,
 against fp16). On a CPU, `cpu-time` repeats the utilisation with both sides counted in FLOP per process CPU
 second (all threads' CPU time added) instead of per wall second: time lost to other programs on a loaded machine
 then counts on neither side, while threads spinning idle at the step's synchronisation points still count.
+
+On a CPU shared with other busy programs, compare runs with OMP_WAIT_POLICY unset and =PASSIVE: under libgomp's
+default policy the worker threads of every small parallel operator can be woken late (on a 2-core AMD EPYC at load
+average 4.4, filling 4 MB with 2 threads took a median 8 ms instead of 0.1 ms), and the base MAE step took 1.5-2x
+the CPU time of PASSIVE runs alternating with it (README, "One MAE training step"). The header line prints the
+policy and the load average.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import os
 import platform
 import sys
 import time
@@ -68,6 +75,11 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def load_average() -> str:
+    """1, 5 and 15 minute load averages: how busy the machine was (other programs' runnable threads count too)."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def sync(device: torch.device) -> None:
@@ -238,7 +250,8 @@ def main() -> None:
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
     print(f"{datetime.date.today()}  {machine}  torch {torch.__version__}  native bf16: {'yes' if native else 'no'}"
-          f"  {args.rounds} rounds x {args.steps} timed steps")
+          f"  {args.rounds} rounds x {args.steps} timed steps  OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+          f"  load average {load_average()}")
     peaks = {"fp32": Peak(), "bf16": Peak()} | ({"fp16": Peak()} if device.type == "cuda" else {})
     cpu = device.type == "cpu"
     for spec in args.configs:
@@ -263,7 +276,7 @@ def main() -> None:
                   f"GFLOP/s fp32): bf16 autocast cannot pay off here" +
                   ("" if bf16_row else "; its rows are skipped (--bf16 on runs them)"))
         print(f"{name}  batch {batch}  mask {args.mask_ratio}  ({flops / 1e9:.1f} GFLOP per image per step; "
-              f"attention: {check_flash(device, cfg)})")
+              f"attention: {check_flash(device, cfg)}; load average now {load_average()})")
         base = rows[0]
         for row in rows:
             if row.failed or not row.rounds:
