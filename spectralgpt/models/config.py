@@ -70,6 +70,11 @@ class ModelConfig(BaseModel):
     pool_skip_first_token: bool = False  # legacy bug 1: mean over tokens[1:]
     legacy_joint_pos_embed: bool = False  # legacy bug 2: zero-init joint pos_embed, pretrained ones unused
     head_dropout: float = 0.0
+    # scene heads: "mean" over all tokens (the published classifier) or "spectral": a mean over space per
+    # spectral group, each normed, concatenated (num_groups x embed_dim features). A mean over all tokens adds
+    # the groups' embeddings together, so a spectrum's shape across the groups reaches the head only through
+    # what the blocks mix into each token; the spectral pool hands it over directly.
+    pool: Literal["mean", "spectral"] = "mean"
     pyramid_channels: tuple[int, int, int, int] = (256, 512, 1024, 2048)
     fpn_channels: int = 256
     dense_dropout: float = 0.5
@@ -137,6 +142,9 @@ class ModelConfig(BaseModel):
         if self.head == "upernet" and self.kind not in DENSE_KINDS:
             raise ValueError(f"head 'upernet' is a dense head (model kinds {', '.join(DENSE_KINDS)}), not for a "
                              f"{self.kind} model")
+        if self.pool == "spectral" and self.pool_skip_first_token:
+            raise ValueError("pool 'spectral' keeps every token of every spectral group; it cannot be combined "
+                             "with the legacy pool_skip_first_token")
         if self.upernet_layers is not None:
             layers = self.upernet_layers
             if not 1 <= len(layers) <= MAX_UPERNET_LEVELS or not all(0 <= i < self.depth for i in layers):

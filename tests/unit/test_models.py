@@ -102,6 +102,30 @@ def test_pool_skip_first_token_is_the_published_quirk():
         assert torch.allclose(legacy.embed(x), fixed.norm(tokens[:, 1:].mean(1)), atol=1e-6)
 
 
+def test_spectral_pool_keeps_each_spectral_group_apart():
+    """pool: spectral = per spectral group, a mean over space, normed, the groups side by side; the published
+    mean over all tokens is the default, and the pretrained encoder loads into either (only the head differs)."""
+    torch.manual_seed(0)
+    mean = create_model("vit_tiny_patch8_64", num_classes=5).eval()
+    spectral = create_model("vit_tiny_patch8_64", num_classes=5, pool="spectral").eval()
+    assert mean.cfg.pool == "mean" and tuple(mean.head.weight.shape) == (5, 96)
+    assert tuple(spectral.head.weight.shape) == (5, 4 * 96)  # 12 bands / 3 per token = 4 groups
+    encoder = {k: v for k, v in mean.state_dict().items() if not k.startswith("head.")}
+    assert not spectral.load_state_dict(encoder, strict=False).unexpected_keys
+    x = torch.rand(2, 12, 64, 64)
+    with torch.no_grad():
+        tokens = spectral.encode(x, norm=False)  # (B, groups x space, D), group-major
+        by_group = spectral.norm(tokens.reshape(2, 4, 64, 96).mean(2))
+        assert torch.allclose(spectral.embed(x), by_group.flatten(1), atol=1e-6)
+        assert spectral(x).shape == (2, 5)
+        # the pooled features tell the groups apart: swapping two groups' tokens changes them
+        swapped = tokens.reshape(2, 4, 64, 96)[:, [1, 0, 2, 3]].reshape(2, 256, 96)
+        assert not torch.allclose(spectral.pool(swapped), spectral.pool(tokens), atol=1e-4)
+        assert torch.allclose(mean.pool(swapped), mean.pool(tokens), atol=1e-5)  # the mean cannot
+    with pytest.raises(ValidationError, match="pool_skip_first_token"):
+        model_config("vit_tiny_patch8_64", pool="spectral", pool_skip_first_token=True)
+
+
 def test_features_without_masking():
     model = create_model("mae_vit_tiny_patch8_64")
     feats = model.forward_features(torch.rand(3, 12, 64, 64))
