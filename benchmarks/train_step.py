@@ -21,10 +21,9 @@ second (all threads' CPU time added) instead of per wall second: time lost to ot
 then counts on neither side, while threads spinning idle at the step's synchronisation points still count.
 
 On a CPU shared with other busy programs, compare runs with OMP_WAIT_POLICY unset and =PASSIVE: under libgomp's
-default policy the worker threads of every small parallel operator can be woken late (on a 2-core AMD EPYC at load
-average 4.4, filling 4 MB with 2 threads took a median 8 ms instead of 0.1 ms), and the base MAE step took 1.5-2x
-the CPU time of PASSIVE runs alternating with it (README, "One MAE training step"). The header line prints the
-policy and the load average.
+default policy the worker threads of every small parallel operator can be woken late (README, "One MAE training
+step": on a busy 2-core AMD EPYC the base step reached 34-43 % of the peak per CPU second unset, 56-66 % with
+PASSIVE). The header line prints the policy and the load average.
 """
 
 from __future__ import annotations
