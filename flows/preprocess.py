@@ -1,7 +1,9 @@
-"""Preprocess: each corpus's shards are written by tasks mapped over shard groups (run in parallel by the task
-runner that ``preprocess.runner`` names: threads, processes, or a Dask cluster), then each corpus is assembled and
-its quarantine report written. Every sample is decoded and checked once, by the task that writes its shard. Shard
-files are keyed by content, so they are byte-identical whichever runner wrote them."""
+"""Preprocess: each corpus's shards are written by tasks mapped over its shards, one task per shard (run in parallel
+by the task runner that ``preprocess.runner`` names: threads, processes, or a Dask cluster), then each corpus is
+assembled and its quarantine report written. Every sample is decoded and checked once, by the task that writes its
+shard. Each corpus is listed once, by the flow; a task is sent only the samples of its shard (`part_job`), so its
+memory does not grow with the corpus. Shard files are keyed by content, so they are byte-identical whichever
+runner wrote them."""
 
 from __future__ import annotations
 
@@ -14,18 +16,20 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.common import check_prefect, params, parse_args, tracked
 from flows.runners import describe, task_runner
 from spectralgpt.data.preprocess import preprocess
-from spectralgpt.stages.preprocess import corpus_dir, preprocess_job, quarantine_path, quarantine_report, splits_of
+from spectralgpt.stages.preprocess import (corpus_dir, part_job, preprocess_job, quarantine_path, quarantine_report,
+                                           splits_of)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, task_run_name="shards-{name}-{split}-{shards}")
-def write_shards(p, name: str, split: str | None, shards: list[int], spec: dict | None = None) -> dict:
-    """Write `shards` of one corpus; returns the settings they were written with (shard 0's task settles them)."""
-    return preprocess(**preprocess_job(p, name, split), workers=1, shards=shards, finalize=False, spec=spec).spec
+def write_shards(name: str, split: str | None, shards: list[int], job: dict, spec: dict | None = None) -> dict:
+    """Write `shards` of one corpus from `job` (a `part_job` holding their samples); returns the settings they were
+    written with (shard 0's task settles them)."""
+    return preprocess(**job, workers=1, shards=shards, finalize=False, spec=spec).spec
 
 
 @task(cache_policy=NO_CACHE, retries=1, task_run_name="assemble-{name}-{split}")
-def assemble(p, name: str, split: str | None, spec: dict) -> dict:
-    result = preprocess(**preprocess_job(p, name, split), workers=1, shards=[], spec=spec)
+def assemble(name: str, split: str | None, job: dict, spec: dict) -> dict:
+    result = preprocess(**job, workers=1, shards=[], spec=spec)
     return {"items": result.n_items, "shards": result.n_shards, "quarantined": len(result.quarantine),
             "content_digest": result.manifest["content_digest"]}
 
@@ -34,12 +38,6 @@ def assemble(p, name: str, split: str | None, spec: dict) -> dict:
 def report(p, name: str) -> dict:
     q = quarantine_report(p, name)
     return {"total": q.total, "bad": len(q), "counts": q.counts()}
-
-
-def shard_groups(n_shards: int, groups: int) -> list[list[int]]:
-    """Shards 1..n-1 dealt round-robin into at most `groups` tasks (shard 0 is written first, on its own)."""
-    shards = list(range(1, n_shards))
-    return [shards[i::groups] for i in range(groups) if shards[i::groups]]
 
 
 def preprocess_flow(params_path: str = "params.yaml") -> dict:
@@ -54,20 +52,21 @@ def preprocess_on_runner(params_path: str = "params.yaml") -> dict:
     p = params(params_path)
     log = get_run_logger()
     log.info("shard tasks run on %s", describe(p.preprocess.runner, p.preprocess.workers))
-    groups = p.preprocess.runner.workers or p.preprocess.workers
     with tracked(p, "preprocess", p.preprocess) as run:
         corpora = [(name, split) for name in p.data.sources for split in splits_of(p, name)]
+        jobs = {key: preprocess_job(p, *key) for key in corpora}  # each corpus listed once, here
         # shard 0 of every corpus first, all at once: its first usable sample settles the corpus' settings
-        first = {key: write_shards.submit(p, *key, [0]) for key in corpora}
+        first = {key: write_shards.submit(*key, [0], part_job(jobs[key], [0])) for key in corpora}
         rest, specs = {}, {}
         for key in corpora:
             specs[key] = first[key].result()
-            n_shards = math.ceil(specs[key]["n"] / specs[key]["shard_size"])
-            rest[key] = write_shards.map(unmapped(p), unmapped(key[0]), unmapped(key[1]),
-                                         shard_groups(n_shards, groups), unmapped(specs[key]))
+            shards = [[j] for j in range(1, math.ceil(specs[key]["n"] / specs[key]["shard_size"]))]
+            rest[key] = write_shards.map(unmapped(key[0]), unmapped(key[1]), shards,
+                                         [part_job(jobs[key], s) for s in shards], unmapped(specs[key]))
         for key in corpora:
             rest[key].result()
-        done = {key: assemble.submit(p, *key, specs[key]) for key in corpora}
+        done = {key: assemble.submit(*key, part_job(jobs[key], []), specs[key]) for key in corpora}
+        del jobs
         summary = {}
         for (name, split), future in done.items():
             k = name if split is None else f"{name}/{split}"
@@ -77,7 +76,7 @@ def preprocess_on_runner(params_path: str = "params.yaml") -> dict:
             run.log_artifacts([corpus_dir(p, name, split) / f for f in ("manifest.json", "stats.json",
                                                                           "quarantine.json")], f"shards/{k}")
         for name in p.data.sources:  # the whole corpus' report; refuses it over ingest.max_bad_fraction
-            q = report.submit(p, name).result()
+            q = report(p, name)  # in the flow's process, which has read the ingest manifest already
             run.log_metrics({f"{name}.quarantined": q["bad"]})
             run.log_artifacts([quarantine_path(p, name), quarantine_path(p, name).with_suffix(".csv")], "quarantine")
     return summary

@@ -56,6 +56,8 @@ from spectralgpt.io.shards import ShardWriter, finalize_corpus
 log = logging.getLogger(__name__)
 
 FITS = ("crop", "tile", "resize")
+#: how many samples after a shard with no usable sample `_probe` reads to learn the corpus' settings
+PROBE_TRIES = 64
 LABEL_KINDS = ("none", "class", "multilabel", "mask")
 
 
@@ -270,6 +272,11 @@ def _quarantine_entry(i, exc, source, reason=None, message=None):
             "message": message or str(exc)}
 
 
+class OutsidePart(LookupError):
+    """Sample index outside the part of a source that a worker was sent (see `stages.preprocess.ShardPart`): a bug
+    in how the work was split, never a bad sample, so it is raised, not quarantined."""
+
+
 def _read_checked(source, i: int, checks: dict) -> tuple[Sample | None, dict | None]:
     """Decode sample i and run the pixel checks (`check_sample`): (sample, None), or (None, its quarantine entry)."""
     try:
@@ -277,6 +284,8 @@ def _read_checked(source, i: int, checks: dict) -> tuple[Sample | None, dict | N
     except BadSample as e:
         log.debug("quarantined sample %d: %s", i, e)
         return None, _quarantine_entry(i, e, source)
+    except OutsidePart:
+        raise
     except Exception as e:  # noqa: BLE001 - one odd file must not stop a corpus of a million (as in scan)
         log.exception("unexpected error reading sample %d", i)
         return None, _quarantine_entry(i, e, source, Reason.UNREADABLE, f"{type(e).__name__}: {e}")
@@ -364,7 +373,7 @@ def _run_in_worker(j):
 # ------------------------------------------------------------------------------------------------------
 # Entry point
 # ------------------------------------------------------------------------------------------------------
-def _probe(source, n, checks=None, start: int = 0, max_tries: int = 64) -> Sample:
+def _probe(source, n, checks=None, start: int = 0, max_tries: int = PROBE_TRIES) -> Sample:
     """The first usable sample from index `start` on (read and checked): what `resolve_spec` needs."""
     last = None
     stop = min(n, start + max_tries)

@@ -29,10 +29,13 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spectralgpt.io.atomic import atomic_write_bytes
 from spectralgpt.io.digest import digest_json, digest_list
@@ -200,6 +203,32 @@ class ShardWriter:
         return meta
 
 
+def _shard_frame(meta: dict, j: int) -> pd.DataFrame:
+    """Shard j's index rows as a frame, with its ``shard`` and ``offset`` columns."""
+    f = pd.DataFrame(meta["rows"])
+    f["shard"] = np.int64(j)
+    f["offset"] = np.arange(len(f), dtype=np.int64)
+    return f
+
+
+def _index_columns(seen: list[str]) -> list[str]:
+    """The index's column order: those of `_INDEX_ORDER` first, then the others as they first appear (shard and
+    offset last among them)."""
+    cols = [c for c in seen if c not in ("shard", "offset")] + ["shard", "offset"]
+    first = [c for c in _INDEX_ORDER if c in cols]
+    return first + [c for c in cols if c not in first]
+
+
+def _as_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly the fields of `schema`: columns it lacks as nulls, the others cast (e.g. a column that
+    is all None in this shard, typed null, to the type the other shards give it)."""
+    if table.schema.equals(schema, check_metadata=True):
+        return table
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
 def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str | None = None,
                     stats_from_sidecars: bool = True, recipe: str | None = None,
                     inputs: dict[int, str] | None = None) -> dict:
@@ -208,60 +237,83 @@ def finalize_corpus(out_dir, n_shards: int, manifest: dict, *, fingerprint: str 
     `recipe` names the normalisation recorded in the manifest (``zscore`` / ``clip2sigma`` take the
     merged statistics). Raises when a shard is missing (or, with `inputs`, was made from other inputs). The
     manifest's ``content_digest`` covers every item's digest (index column ``digest``, else the shard files'
-    SHA-256) and the corpus settings: it is what training and evaluation are keyed by. Returns the manifest. The output depends only on the sidecars, so it
-    is byte-identical however (and by how many processes, in how many attempts) the shards were written.
+    SHA-256) and the corpus settings: it is what training and evaluation are keyed by. Returns the manifest. The
+    output depends only on the sidecars, so it is byte-identical however (and by how many processes, in how many
+    attempts) the shards were written.
+
+    Memory stays about one shard's whatever the corpus size: the sidecars are read twice, one at a time - first for
+    the statistics, the quarantine list and the index's columns and types, then to stream each shard's rows into
+    index.parquet as one row group (``pyarrow.parquet.ParquetWriter``) while the item digests are hashed.
     """
     from spectralgpt.data.normalize import BandStats, make_recipe
 
     out_dir = Path(out_dir)
     writer = ShardWriter(out_dir, fingerprint=fingerprint or manifest.get("fingerprint", ""), inputs=inputs,
                          fsync=False)
-    frames, quarantine, shards = [], [], []
-    stats = None
+    quarantine, shards, seen, schemas = [], [], {}, []
+    stats, n_items, offsets = None, 0, Counter()
     for j in range(n_shards):
         if not writer.is_complete(j):
             raise RuntimeError(f"cannot finalise {out_dir}: shard {j} is missing or incomplete")
         meta = writer.read_sidecar(j)
-        if meta["rows"]:  # columnar per shard: memory stays small for millions of rows
-            f = pd.DataFrame(meta["rows"])
-            f["shard"] = np.int64(j)
-            f["offset"] = np.arange(len(f), dtype=np.int64)
-            frames.append(f)
+        if meta["rows"]:
+            f = _shard_frame(meta, j)
+            seen.update(dict.fromkeys(f.columns))
+            schemas.append(pa.Schema.from_pandas(f[_index_columns(list(f.columns))], preserve_index=False))
+            n_items += len(f)
+            if "dn_offset" in f.columns:
+                offsets.update(f["dn_offset"].dropna().tolist())
+            del f
         quarantine.extend(meta["quarantine"])
         if stats_from_sidecars and meta.get("stats"):
             part = BandStats.from_dict(meta["stats"])
             stats = part if stats is None else stats.merge(part)
         shards.append({"shard": j, "n": meta["n"], "arrays": meta["arrays"]})
         del meta
-    index = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    del frames
-    if len(index):
-        index = index[[c for c in index.columns if c not in ("shard", "offset")] + ["shard", "offset"]]
-        first = [c for c in _INDEX_ORDER if c in index.columns]
-        index = index[first + [c for c in index.columns if c not in first]]
-    else:
-        index = pd.DataFrame({"id": pd.Series([], dtype=str), "shard": pd.Series([], dtype="int64"),
-                              "offset": pd.Series([], dtype="int64")})
+    cols = _index_columns(list(seen))
     tmp = out_dir / f".index.parquet.tmp-{os.getpid()}"
-    index.to_parquet(tmp, index=False)
-    os.replace(tmp, out_dir / "index.parquet")
+    if n_items:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+        schema = pa.schema([unified.field(c) for c in cols], metadata=schemas[0].metadata)
+    else:
+        pd.DataFrame({"id": pd.Series([], dtype=str), "shard": pd.Series([], dtype="int64"),
+                      "offset": pd.Series([], dtype="int64")}).to_parquet(tmp, index=False)
+    del schemas
+
+    def item_digests():  # pass 2: each shard's rows into index.parquet, its item digests to the corpus digest
+        with pq.ParquetWriter(tmp, schema, compression="snappy") as out:
+            for j in range(n_shards):
+                meta = writer.read_sidecar(j)
+                if not meta["rows"]:
+                    continue
+                f = _shard_frame(meta, j)
+                del meta
+                f = f[[c for c in cols if c in f.columns]]
+                out.write_table(_as_schema(pa.Table.from_pandas(f, preserve_index=False), schema))
+                yield from (str(d) for d in f["digest"]) if "digest" in f.columns else ["nan"] * len(f)
+
     manifest = dict(manifest)
-    manifest.update({"format": FORMAT_VERSION, "n_items": int(len(index)), "n_shards": n_shards, "shards": shards,
+    manifest.update({"format": FORMAT_VERSION, "n_items": n_items, "n_shards": n_shards, "shards": shards,
                      "n_quarantined": len(quarantine)})
-    if "dn_offset" in index.columns:  # Sentinel-2 baseline 04.00 offsets subtracted: {offset: item count}
-        counts = index["dn_offset"].dropna().value_counts()
-        manifest["dn_offsets"] = {str(k): int(v) for k, v in sorted(counts.items())}
+    if "dn_offset" in cols:  # Sentinel-2 baseline 04.00 offsets subtracted: {offset: item count}
+        manifest["dn_offsets"] = {str(k): int(v) for k, v in sorted(offsets.items())}
     if stats is not None:
         atomic_write_json(out_dir / "stats.json", stats.to_dict(), indent=None)
         manifest["stats"] = stats.summary()
     if recipe:
         manifest["normalization"] = make_recipe(recipe, stats, bands=manifest.get("bands")).to_dict()
-    items = (index["digest"].tolist() if "digest" in index.columns
-             else [a["sha256"] for sh in shards for a in sh["arrays"].values()])
-    manifest["content_digest"] = digest_json({"items": digest_list(items), "settings": manifest})
+    if "digest" in cols:
+        items = digest_list(item_digests())
+    else:
+        if n_items:
+            for _ in item_digests():
+                pass
+        items = digest_list(a["sha256"] for sh in shards for a in sh["arrays"].values())
+    os.replace(tmp, out_dir / "index.parquet")
+    manifest["content_digest"] = digest_json({"items": items, "settings": manifest})
     atomic_write_json(out_dir / "quarantine.json", quarantine)
     atomic_write_json(out_dir / "manifest.json", manifest)
-    log.info("corpus %s: %d items in %d shards, %d quarantined", out_dir, len(index), n_shards, len(quarantine))
+    log.info("corpus %s: %d items in %d shards, %d quarantined", out_dir, n_items, n_shards, len(quarantine))
     return manifest
 
 

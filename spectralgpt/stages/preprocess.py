@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 from spectralgpt.config import Params
-from spectralgpt.data.preprocess import PreprocessResult, preprocess
+from spectralgpt.data.preprocess import PROBE_TRIES, OutsidePart, PreprocessResult, preprocess
 from spectralgpt.data.validate import Quarantine
 from spectralgpt.stages.ingest import Selected, open_source, read_manifest
 
@@ -60,6 +60,52 @@ def preprocess_job(params: Params, name: str, split: str | None = None) -> dict:
                 shard_size=cfg.shard_size, bands=manifest["bands"], fit=cfg.fit_for(name), recipe=cfg.recipe_for(name),
                 name=name, meta={"class_names": manifest["class_names"], "dataset_kind": manifest["kind"],
                                  "split": split})
+
+
+class ShardPart:
+    """The samples of some shards of a corpus' source (a `Selected`), and only those: what one task is sent, so that
+    its memory does not grow with the corpus. Its length and indices are the whole source's (shard numbers, sample
+    indices and quarantine records stay the same); reading an index it does not hold raises `OutsidePart`. Its
+    entries are the reader's own (`SourceDataset.subset`): a sample reads exactly as from the whole listing."""
+
+    def __init__(self, source: Selected, ranges: list[tuple[int, int]]):
+        self.n, self.name = len(source), source.name
+        self.ranges = [(lo, hi) for lo, hi in ranges if lo < hi]  # source indices held, ascending, disjoint
+        self.dataset = source.dataset.subset([source.indices[i] for lo, hi in self.ranges for i in range(lo, hi)])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _local(self, i: int) -> int:
+        k = 0
+        for lo, hi in self.ranges:
+            if lo <= i < hi:
+                return k + i - lo
+            k += hi - lo
+        raise OutsidePart(f"sample {i} is not in this part of the source (it holds {self.ranges})")
+
+    def __getitem__(self, i: int):
+        return self.dataset[self._local(i)]
+
+    def sample_id(self, i: int) -> str:
+        return self.dataset.ids[self._local(i)]
+
+    def source(self, i: int) -> str:
+        return self.dataset.source(self._local(i))
+
+
+def part_job(job: dict, shards: list[int]) -> dict:
+    """`job` (a `preprocess_job`) whose source holds only the samples of `shards` (none for the assembly,
+    ``shards=[]``); with shard 0 also the samples after it that `_probe` may read when shard 0 has no usable one."""
+    n, size = len(job["source"]), job["shard_size"]
+    ranges: list[tuple[int, int]] = []
+    for j in sorted(set(shards)):
+        lo, hi = j * size, min(n, (j + 1) * size + (PROBE_TRIES if j == 0 else 0))
+        if ranges and lo <= ranges[-1][1]:  # overlapping or adjacent: one range
+            prev_lo, prev_hi = ranges.pop()
+            lo, hi = prev_lo, max(prev_hi, hi)
+        ranges.append((lo, hi))
+    return {**job, "source": ShardPart(job["source"], ranges)}
 
 
 def quarantine_path(params: Params, name: str) -> Path:

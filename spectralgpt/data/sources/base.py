@@ -9,6 +9,7 @@ index stays stable and `validate.scan` can quarantine them like any unreadable f
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -236,6 +237,13 @@ class SourceDataset:
     def source(self, i: int) -> str:
         """The file or folder sample i is read from (for reports), without reading it."""
         return self._entries[i].path
+
+    def subset(self, indices) -> "SourceDataset":
+        """This reader with only the listed entries `indices`, in that order (sample k of the copy reads as sample
+        ``indices[k]`` of this one): what a worker is sent to read some samples without the whole listing."""
+        part = copy.copy(self)
+        part._entries = [self._entries[i] for i in indices]
+        return part
 
     #: sample files whose raster header `check` opens (the one file a single-file reader reads first)
     CHECK_HEADERS: tuple[str, ...] = (".tif", ".tiff")
