@@ -22,8 +22,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11, open: on 2026-12-01 the demo's tiny model reached micro mAP 0.334 "
-                   "against the band-mean logistic regression's 0.526 (2-core EPYC); remove this mark when it wins")
 def test_demo_multilabel_model_beats_band_mean_logistic_regression(tmp_path, capsys):
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     for kind in ("pretrain", "bigearthnet"):
