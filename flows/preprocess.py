@@ -63,8 +63,10 @@ def preprocess_on_runner(params_path: str = "params.yaml") -> dict:
             shards = [[j] for j in range(1, math.ceil(specs[key]["n"] / specs[key]["shard_size"]))]
             rest[key] = write_shards.map(unmapped(key[0]), unmapped(key[1]), shards,
                                          [part_job(jobs[key], s) for s in shards], unmapped(specs[key]))
-        for key in corpora:
-            rest[key].result()
+        for key in corpora:  # a Dask worker keeps a task's arguments while its future lives: drop each once done
+            futures = rest.pop(key)
+            while futures:
+                futures.pop(0).result()
         done = {key: assemble.submit(*key, part_job(jobs[key], []), specs[key]) for key in corpora}
         del jobs
         summary = {}
