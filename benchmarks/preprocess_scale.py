@@ -215,7 +215,8 @@ def main(argv=None):
         small, big = rows.get(f"{kind}-10k"), rows.get(f"{kind}-100k")
         if small and big:
             s, b = max(small["peak_rss_worker_mb"]), max(big["peak_rss_worker_mb"])
-            print(f"{kind}: worker peak RSS {s:.0f} MiB at 10k, {b:.0f} MiB at 100k (x{b / s:.2f})")
+            print(f"{kind}: worker peak RSS {s:.0f} MiB at 10k, {b:.0f} MiB at 100k (x{b / s:.2f}); driver "
+                  f"{small['peak_rss_driver_mb']:.0f} -> {big['peak_rss_driver_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":
