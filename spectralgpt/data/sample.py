@@ -50,6 +50,7 @@ class BadSample(ValueError):
     def __init__(self, reason: str, message: str, source: str = "", sample_id: str = ""):
         super().__init__(f"{reason}: {message}" + (f" ({source})" if source else ""))
         self.reason = reason
+        self.message = message
         self.source = source
         self.sample_id = sample_id
 

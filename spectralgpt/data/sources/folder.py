@@ -141,9 +141,7 @@ class Folder(SourceDataset):
             try:
                 yield copy
             except BadSample as b:
-                msg = str(b).removeprefix(f"{b.reason}: ")
-                msg = msg.removesuffix(f" ({b.source})") if b.source else msg
-                raise BadSample(b.reason, msg.replace(copy, e.path), e.path, e.id) from b
+                raise BadSample(b.reason, b.message.replace(copy, e.path), e.path, e.id) from b
 
     def check(self, i: int) -> None:
         e = self._entries[i]
