@@ -53,10 +53,23 @@ def prefect_server():
         print(f"Prefect server on {url}", flush=True)
         yield url
     finally:
+        drain_prefect()
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=20)
         log.close()
+        os.environ.pop("PREFECT_API_URL", None)  # later steps run without it, not against a stopped server
+
+
+def drain_prefect() -> None:
+    """Send the flow logs and events this process still queues before its server stops (else they fail at exit
+    with "Error logging to API")."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            worker.drain_all(timeout=10)
 
 
 def main() -> None:
