@@ -25,6 +25,9 @@ and each runner's worker peak RSS at 100k over 10k.
 
     python benchmarks/preprocess_scale.py [--workers 2] [--size 16] [--shard-size 1024]
                                           [--cases pool-10k,dask-10k,pool-100k,dask-100k] [--base 10000]
+
+noop-<n> (not run by default) runs, on the same kind of cluster, as many Prefect tasks as dask-<n> has shards, each
+doing nothing: the workers' growth that comes from the engine (Prefect's task runs on Dask), not from the data.
 """
 
 from __future__ import annotations
@@ -62,6 +65,20 @@ def _warm() -> None:
 def _noop(i: int) -> int:
     time.sleep(0.5)
     return os.getpid()
+
+
+@task
+def _empty(i: int) -> int:
+    return i
+
+
+@flow(name="no-op")
+def _noop_flow(n: int) -> int:
+    """`n` Prefect tasks that do nothing, futures dropped as they finish (as the preprocess flow's shard tasks)."""
+    futures, done = _empty.map(range(n)), 0
+    while futures:
+        done += futures.pop(0).result() >= 0
+    return done
 
 
 @flow(name="warm-up")
@@ -111,7 +128,7 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                    driver_cpu_s=round(_usage()["cpu_s"] - start["cpu_s"], 1),
                    worker_cpu_s=round(kids.ru_utime + kids.ru_stime, 1),
                    peak_rss_worker_mb=[round(kids.ru_maxrss / 1024, 1)])  # the largest of the pool's processes
-    elif kind == "dask":
+    elif kind in ("dask", "noop"):
         from distributed import Client, LocalCluster
         from prefect.settings import PREFECT_API_URL
         from prefect_dask import DaskTaskRunner
@@ -136,10 +153,15 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                 row["setup_s"] = round(time.perf_counter() - t, 1)  # server, cluster, imports: not in the figures
                 before, start = client.run(_usage), _usage()
                 t = time.perf_counter()
-                out = preprocess_flow(str(path))["pretrain"]
+                if kind == "dask":
+                    out = preprocess_flow(str(path))["pretrain"]
+                else:  # as many Prefect tasks as the shards, each doing nothing: the engine's own cost per task
+                    tasks = -(-n_good(tmp, count) // shard_size)
+                    out = {"items": tasks, "content_digest": "-" * 16}
+                    _noop_flow.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))(tasks)
                 wall = time.perf_counter() - t
                 after = client.run(_usage)
-        row.update(n=len(json.loads((tmp / f"ws-{count}/interim/pretrain/manifest.json").read_text())["good"]),
+        row.update(n=n_good(tmp, count),
                    items=out["items"], content_digest=out["content_digest"][:16],
                    driver_cpu_s=round(_usage()["cpu_s"] - start["cpu_s"], 1),
                    worker_cpu_s=round(sum(after[w]["cpu_s"] - before[w]["cpu_s"] for w in after), 1),
@@ -150,6 +172,10 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
     row.update(wall_s=round(wall, 1), images_per_s=round(row["n"] / wall, 1),
                peak_rss_driver_mb=round(_usage()["rss_mb"], 1))
     print(json.dumps(row))
+
+
+def n_good(tmp: Path, count: str) -> int:
+    return len(json.loads((tmp / f"ws-{count}/interim/pretrain/manifest.json").read_text())["good"])
 
 
 def _corpus(tmp: Path, size: int, shard_size: int, workers: int, counts: list[str], base: int) -> None:
@@ -211,7 +237,7 @@ def main(argv=None):
             print(f"{n}: dask / pool throughput = {dask['images_per_s'] / pool['images_per_s']:.2f}; CPU s (driver + "
                   f"workers): dask {dask['driver_cpu_s']} + {dask['worker_cpu_s']}, pool {pool['driver_cpu_s']} + "
                   f"{pool['worker_cpu_s']}; {same} corpus digest ({dask['content_digest']}, {pool['content_digest']})")
-    for kind in ("pool", "dask"):
+    for kind in ("pool", "dask", "noop"):  # noop: the Dask workers' growth from Prefect's tasks alone
         small, big = rows.get(f"{kind}-10k"), rows.get(f"{kind}-100k")
         if small and big:
             s, b = max(small["peak_rss_worker_mb"]), max(big["peak_rss_worker_mb"])
