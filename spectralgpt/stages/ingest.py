@@ -19,6 +19,7 @@ from pathlib import Path
 
 from spectralgpt.config import Params, SourceConfig
 from spectralgpt.data.sources import default_bands, load_dataset
+from spectralgpt.data.sources.base import sample_id
 from spectralgpt.data.validate import Quarantine, precheck
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.digest import digest_json
@@ -44,7 +45,7 @@ class Selected:
         return self.dataset[self.indices[i]]
 
     def sample_id(self, i: int) -> str:
-        return self.dataset.ids[self.indices[i]]
+        return sample_id(self.dataset, self.indices[i])
 
     def source(self, i: int) -> str:
         return self.dataset.source(self.indices[i])

@@ -38,6 +38,8 @@ def test_a_part_holds_only_the_samples_of_its_shards(job):
     assert len(part) == len(sel) == 10
     assert part.dataset.ids == ids[6:9]  # the entries it carries: shard 2's, no other
     assert [part[i].id for i in range(6, 9)] == ids[6:9]
+    assert [part.sample_id(i) for i in range(6, 9)] == ids[6:9]  # read from the entry, not the whole listing
+    assert ids == [sel.dataset.ids[k] for k in sel.indices]
     for i in (0, 5, 9):
         with pytest.raises(OutsidePart):
             part[i]

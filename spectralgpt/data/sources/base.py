@@ -234,6 +234,10 @@ class SourceDataset:
         """The split of every listed sample (known from the listing, like the ids; None without a split)."""
         return [e.split for e in self._entries]
 
+    def sample_id(self, i: int) -> str:
+        """Sample i's id, without reading it (``ids[i]`` without building the whole list)."""
+        return self._entries[i].id
+
     def source(self, i: int) -> str:
         """The file or folder sample i is read from (for reports), without reading it."""
         return self._entries[i].path
@@ -270,3 +274,10 @@ class SourceDataset:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={self.root!r}, split={self.split!r}, n={len(self)}, bands={self.bands})"
+
+
+def sample_id(dataset, i: int) -> str:
+    """Sample i's id from any listed dataset: its ``sample_id(i)`` where it has one (the readers here, and the views
+    over them), else ``ids[i]``."""
+    get = getattr(dataset, "sample_id", None)
+    return get(i) if callable(get) else dataset.ids[i]
