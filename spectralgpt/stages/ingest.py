@@ -19,7 +19,6 @@ from pathlib import Path
 
 from spectralgpt.config import Params, SourceConfig
 from spectralgpt.data.sources import default_bands, load_dataset
-from spectralgpt.data.sources.base import sample_id
 from spectralgpt.data.validate import Quarantine, precheck
 from spectralgpt.io.atomic import atomic_write_text
 from spectralgpt.io.digest import digest_json
@@ -45,7 +44,7 @@ class Selected:
         return self.dataset[self.indices[i]]
 
     def sample_id(self, i: int) -> str:
-        return sample_id(self.dataset, self.indices[i])
+        return self.dataset.sample_id(self.indices[i])
 
     def source(self, i: int) -> str:
         return self.dataset.source(self.indices[i])

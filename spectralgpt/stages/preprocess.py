@@ -23,7 +23,6 @@ from pathlib import Path
 from spectralgpt.config import Params
 from spectralgpt.data.preprocess import PROBE_TRIES, OutsidePart, PreprocessResult, preprocess
 from spectralgpt.data.validate import Quarantine
-from spectralgpt.data.sources.base import sample_id
 from spectralgpt.stages.ingest import Selected, open_source, read_manifest
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ class ShardPart:
         return self.dataset[self._local(i)]
 
     def sample_id(self, i: int) -> str:
-        return sample_id(self.dataset, self._local(i))
+        return self.dataset.sample_id(self._local(i))
 
     def source(self, i: int) -> str:
         return self.dataset.source(self._local(i))

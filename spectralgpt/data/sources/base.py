@@ -274,10 +274,3 @@ class SourceDataset:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={self.root!r}, split={self.split!r}, n={len(self)}, bands={self.bands})"
-
-
-def sample_id(dataset, i: int) -> str:
-    """Sample i's id from any listed dataset: its ``sample_id(i)`` where it has one (the readers here, and the views
-    over them), else ``ids[i]``."""
-    get = getattr(dataset, "sample_id", None)
-    return get(i) if callable(get) else dataset.ids[i]
