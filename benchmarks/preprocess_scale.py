@@ -75,10 +75,10 @@ def _empty(i: int) -> int:
 @flow(name="no-op")
 def _noop_flow(n: int) -> int:
     """`n` Prefect tasks that do nothing, futures dropped as they finish (as the preprocess flow's shard tasks)."""
-    futures, done = _empty.map(range(n)), 0
+    futures = _empty.map(range(n))
     while futures:
-        done += futures.pop(0).result() >= 0
-    return done
+        futures.pop(0).result()
+    return n
 
 
 @flow(name="warm-up")
@@ -156,12 +156,12 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                 if kind == "dask":
                     out = preprocess_flow(str(path))["pretrain"]
                 else:  # as many Prefect tasks as the shards, each doing nothing: the engine's own cost per task
-                    tasks = -(-n_good(tmp, count) // shard_size)
+                    tasks = -(-_n_good(tmp, count) // shard_size)
                     out = {"items": tasks, "content_digest": "-" * 16}
                     _noop_flow.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))(tasks)
                 wall = time.perf_counter() - t
                 after = client.run(_usage)
-        row.update(n=n_good(tmp, count),
+        row.update(n=_n_good(tmp, count),
                    items=out["items"], content_digest=out["content_digest"][:16],
                    driver_cpu_s=round(_usage()["cpu_s"] - start["cpu_s"], 1),
                    worker_cpu_s=round(sum(after[w]["cpu_s"] - before[w]["cpu_s"] for w in after), 1),
@@ -174,7 +174,7 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
     print(json.dumps(row))
 
 
-def n_good(tmp: Path, count: str) -> int:
+def _n_good(tmp: Path, count: str) -> int:
     return len(json.loads((tmp / f"ws-{count}/interim/pretrain/manifest.json").read_text())["good"])
 
 
