@@ -19,7 +19,8 @@ repeat, which changes neither the work per file nor the memory). Each corpus is 
 ingest, not timed) and each case runs in a fresh subprocess that prints one JSON line: wall seconds, images/s, CPU
 seconds of the driver and of the workers, peak RSS of the driver and of each worker (ru_maxrss: for the pool the
 largest of its processes, RUSAGE_CHILDREN, which counts the pages a forked worker shares with the driver; for Dask
-each worker's own, asked inside it, with its RSS before any work), and the corpus' content digest. The summary
+each worker's own, asked inside it, with its peak before any work and its RSS once the flow is done: a lifetime
+peak set by the imports hides growth below it), and the corpus' content digest. The summary
 prints the Dask/pool throughput ratio per size, whether the two runners wrote the same corpus (content digest),
 and each runner's worker peak RSS at 100k over 10k.
 
@@ -28,6 +29,8 @@ and each runner's worker peak RSS at 100k over 10k.
 
 noop-<n> (not run by default) runs, on the same kind of cluster, as many Prefect tasks as dask-<n> has shards, each
 doing nothing: the workers' growth that comes from the engine (Prefect's task runs on Dask), not from the data.
+profiled-<n> (not run by default) is dask-<n> on workers with Dask's default config, the statistical profiler on
+(the runner's own cluster turns it off): what the profiler's history costs a worker.
 """
 
 from __future__ import annotations
@@ -50,9 +53,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _usage() -> dict:
-    """This process' peak RSS (MiB) and CPU seconds."""
+    """This process' peak RSS (MiB), its RSS now and its CPU seconds."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"rss_mb": r.ru_maxrss / 1024, "cpu_s": r.ru_utime + r.ru_stime}
+    now = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return {"rss_mb": r.ru_maxrss / 1024, "rss_now_mb": now, "cpu_s": r.ru_utime + r.ru_stime}
 
 
 def _warm() -> None:
@@ -128,7 +132,7 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                    driver_cpu_s=round(_usage()["cpu_s"] - start["cpu_s"], 1),
                    worker_cpu_s=round(kids.ru_utime + kids.ru_stime, 1),
                    peak_rss_worker_mb=[round(kids.ru_maxrss / 1024, 1)])  # the largest of the pool's processes
-    elif kind in ("dask", "noop"):
+    elif kind in ("dask", "noop", "profiled"):
         from distributed import Client, LocalCluster
         from prefect.settings import PREFECT_API_URL
         from prefect_dask import DaskTaskRunner
@@ -140,10 +144,13 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
         from spectralgpt.config import RunnerConfig
 
         local = task_runner(RunnerConfig(kind="dask", workers=workers), workers)  # what a null address starts
+        kwargs = dict(local.cluster_kwargs)
+        if kind == "profiled":  # Dask's default worker config: the statistical profiler on
+            kwargs.pop("config")
         t = time.perf_counter()
         with prefect_test_harness(server_startup_timeout=180):
             os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()  # the workers report their task runs to it
-            with LocalCluster(**local.cluster_kwargs) as cluster, Client(cluster) as client:
+            with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
                 client.run(_warm)
                 _warm_flow.with_options(task_runner=DaskTaskRunner(address=cluster.scheduler_address))(2 * workers)
                 p["preprocess"]["runner"] = {"kind": "dask", "address": cluster.scheduler_address}
@@ -153,7 +160,7 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                 row["setup_s"] = round(time.perf_counter() - t, 1)  # server, cluster, imports: not in the figures
                 before, start = client.run(_usage), _usage()
                 t = time.perf_counter()
-                if kind == "dask":
+                if kind in ("dask", "profiled"):
                     out = preprocess_flow(str(path))["pretrain"]
                 else:  # as many Prefect tasks as the shards, each doing nothing: the engine's own cost per task
                     tasks = -(-_n_good(tmp, count) // shard_size)
@@ -166,7 +173,8 @@ def _child(case: str, workdir: str, workers: int, size: int, shard_size: int) ->
                    driver_cpu_s=round(_usage()["cpu_s"] - start["cpu_s"], 1),
                    worker_cpu_s=round(sum(after[w]["cpu_s"] - before[w]["cpu_s"] for w in after), 1),
                    rss_worker_before_mb=[round(before[w]["rss_mb"], 1) for w in sorted(before)],
-                   peak_rss_worker_mb=[round(after[w]["rss_mb"], 1) for w in sorted(after)])
+                   peak_rss_worker_mb=[round(after[w]["rss_mb"], 1) for w in sorted(after)],
+                   rss_worker_now_mb=[round(after[w]["rss_now_mb"], 1) for w in sorted(after)])
     else:
         raise SystemExit(f"unknown case {case!r}")
     row.update(wall_s=round(wall, 1), images_per_s=round(row["n"] / wall, 1),
@@ -237,11 +245,15 @@ def main(argv=None):
             print(f"{n}: dask / pool throughput = {dask['images_per_s'] / pool['images_per_s']:.2f}; CPU s (driver + "
                   f"workers): dask {dask['driver_cpu_s']} + {dask['worker_cpu_s']}, pool {pool['driver_cpu_s']} + "
                   f"{pool['worker_cpu_s']}; {same} corpus digest ({dask['content_digest']}, {pool['content_digest']})")
-    for kind in ("pool", "dask", "noop"):  # noop: the Dask workers' growth from Prefect's tasks alone
+    for kind in ("pool", "dask", "noop", "profiled"):  # noop: the Dask workers' growth from Prefect's tasks alone
         small, big = rows.get(f"{kind}-10k"), rows.get(f"{kind}-100k")
         if small and big:
             s, b = max(small["peak_rss_worker_mb"]), max(big["peak_rss_worker_mb"])
-            print(f"{kind}: worker peak RSS {s:.0f} MiB at 10k, {b:.0f} MiB at 100k (x{b / s:.2f}); driver "
+            now = ""
+            if "rss_worker_now_mb" in small:  # Dask: what each worker still holds once the flow is done
+                now = (f"; worker RSS after the flow {max(small['rss_worker_now_mb']):.0f} MiB at 10k, "
+                       f"{max(big['rss_worker_now_mb']):.0f} MiB at 100k")
+            print(f"{kind}: worker peak RSS {s:.0f} MiB at 10k, {b:.0f} MiB at 100k (x{b / s:.2f}){now}; driver "
                   f"{small['peak_rss_driver_mb']:.0f} -> {big['peak_rss_driver_mb']:.0f} MiB")
 
 

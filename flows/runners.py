@@ -24,10 +24,15 @@ def task_runner(cfg: RunnerConfig, workers: int):
         raise RuntimeError("runner kind 'dask' needs prefect-dask: pip install 'spectralgpt[dask]'") from e
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
-    # one single-threaded worker process per worker, on the loopback interface, no dashboard server
+    # one single-threaded worker process per worker, on the loopback interface, no dashboard server, and so no
+    # statistical profiler in the workers: its samples are only ever shown on a dashboard, and each worker keeps
+    # the last 1,000 seconds of them (`distributed.admin.low-level-log-length` one-second cycles), tens of MiB
+    # that grow with the run's length up to that cap (benchmarks/preprocess_scale.py, README). `config` goes to
+    # each worker's nanny, which merges it into Dask's config one top-level key deep: hence one dotted key
     return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                           cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True,
-                                          "host": "127.0.0.1", "dashboard_address": None})
+                                          "host": "127.0.0.1", "dashboard_address": None,
+                                          "config": {"distributed.worker.profile.enabled": False}})
 
 
 def describe(cfg: RunnerConfig, workers: int) -> str:

@@ -115,3 +115,22 @@ def test_runner_settings_are_validated(tmp_path, stage, runner, message):
     p[stage]["runner"] = runner
     with pytest.raises(ConfigError, match=message):
         load_params(write_params(tmp_path / "params.yaml", p))
+
+
+def test_the_local_cluster_runs_its_workers_without_the_statistical_profiler():
+    """A Dask worker samples its task threads every 10 ms and keeps the last 1,000 one-second profiles for the
+    dashboard: memory that grows with the run (tens of MiB). The cluster a null address starts has no dashboard,
+    so its workers run without the profiler; a cluster started with Dask's defaults has it."""
+    from distributed import Client, LocalCluster
+
+    from flows.runners import task_runner
+    from spectralgpt.config import RunnerConfig
+
+    def profiled(dask_worker) -> bool:
+        return "profile" in dask_worker.periodic_callbacks
+
+    ours = task_runner(RunnerConfig(kind="dask", workers=2), 2).cluster_kwargs
+    defaults = {k: v for k, v in ours.items() if k != "config"}
+    for kwargs, expected in ((ours, False), (defaults, True)):
+        with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+            assert set(client.run(profiled).values()) == {expected}
