@@ -46,6 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 from prefect import flow, task
 
@@ -55,8 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _usage() -> dict:
     """This process' peak RSS (MiB), its RSS now and its CPU seconds."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    now = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return {"rss_mb": r.ru_maxrss / 1024, "rss_now_mb": now, "cpu_s": r.ru_utime + r.ru_stime}
+    return {"rss_mb": r.ru_maxrss / 1024, "rss_now_mb": psutil.Process().memory_info().rss / 2**20,
+            "cpu_s": r.ru_utime + r.ru_stime}
 
 
 def _warm() -> None:
