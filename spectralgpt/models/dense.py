@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spectralgpt.models.config import ModelConfig
+from spectralgpt.models.layers import Dropout
 from spectralgpt.models.vit import SpectralViT
 
 UPSCALES = (8, 4, 2, 1)
@@ -28,7 +29,7 @@ PPM_BINS = (1, 2, 3, 6)
 def conv_gn_gelu(cin: int, cout: int, groups: int, dropout: float = 0.0) -> nn.Sequential:
     layers = [nn.Conv2d(cin, cout, 1), nn.GroupNorm(math.gcd(groups, cout), cout), nn.GELU()]
     if dropout:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -45,7 +46,7 @@ class PseudoPyramid(nn.Module):
             if up > 1:
                 layers.append(nn.ConvTranspose2d(hidden, c, up, stride=up))
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             branches.append(nn.Sequential(*layers))
         self.branches = nn.ModuleList(branches)
 

@@ -112,6 +112,35 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class Dropout(nn.Module):
+    """Element-wise dropout, as `nn.Dropout`: in training each element is zeroed with probability p and the rest
+    are scaled by 1 / (1 - p). On a CPU the keep mask is drawn from 16 random bits per element, four elements per
+    64-bit draw of torch's generator (so `torch.manual_seed` still fixes it): `bernoulli_` spends one draw per
+    element and was a quarter of the demo's segmentation step. p is rounded to a multiple of 2^-16 there
+    (0.1 -> 0.100006). Other devices use `F.dropout` (their generators are already fast). No state: it replaces
+    `nn.Dropout` without changing a state_dict."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or self.p == 1.0:
+            return F.dropout(x, self.p, training=True)
+        drop = round(self.p * 65536)  # keep an element when its 16 bits, read as int16, are >= drop - 32768
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+        bits = words.view(torch.int16)[: x.numel()].view(x.shape)
+        mask = (bits >= drop - 32768).to(x.dtype).mul_(65536 / (65536 - drop))
+        return x * mask
+
+
 class DropPath(nn.Module):
     """Stochastic depth: drop the whole residual branch per sample with probability p."""
 
