@@ -63,10 +63,14 @@ def mae_step_flops(cfg, batch: int, mask_ratio: float) -> float:
 
 
 def cpu_name() -> str:
+    """The CPU's model name with its family and model numbers (a cloud VM's name is often just "AMD EPYC", and
+    figures differ between its generations)."""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
     return platform.processor() or platform.machine()
 
 
@@ -144,7 +148,7 @@ class Row:
     def step(self, x: torch.Tensor, mask_ratio: float) -> None:
         ctx = torch.autocast(x.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()
         with ctx:
-            loss = (self.runner or self.model)(x, mask_ratio)[0]
+            loss = (self.model if self.runner is None else self.runner)(x, mask_ratio)[0]
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -86,8 +86,8 @@ class CompiledOrEager:
         self.model, self.compiled, self.checked = model, torch.compile(model), False
 
     def __call__(self, *args, **kwargs):
-        if self.checked:
-            return (self.compiled or self.model)(*args, **kwargs)
+        if self.checked:  # `is None`, not bool(): an OptimizedModule forwards len() to a model that has none
+            return (self.model if self.compiled is None else self.compiled)(*args, **kwargs)
         try:
             out = self.compiled(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - any compiler failure: train eagerly (a real error re-raises there)
