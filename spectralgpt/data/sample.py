@@ -54,6 +54,9 @@ class BadSample(ValueError):
         self.source = source
         self.sample_id = sample_id
 
+    def __reduce__(self):  # picklable with its fields (a process pool or a Dask worker sends it back as it is)
+        return type(self), (self.reason, self.message, self.source, self.sample_id)
+
 
 class Reason:
     """The reason codes a `BadSample` carries (one per kind of problem; the quarantine report counts them)."""

@@ -152,3 +152,21 @@ def test_precheck_decodes_nothing_and_splits_into_ranges(tmp_path):
     assert part.good == [0, 1, 6, 8, 9] and [r[0] for r in part.records] == [2, 7] and part.quarantine.total == 10
     with pytest.raises(QuarantineError, match="2 bad of 10"):
         precheck(ds, max_bad_fraction=0.1)
+
+
+def test_a_bad_sample_survives_pickling_with_its_fields():
+    """A process pool or a Dask worker sends an exception back pickled: it must arrive as the same BadSample."""
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    e = BadSample(Reason.TRUNCATED, "ends after 12 of 40 strips", source="/d/x.tif", sample_id="x")
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is BadSample and str(back) == str(e)
+    assert (back.reason, back.message, back.source, back.sample_id) == (e.reason, e.message, e.source, e.sample_id)
+    with ProcessPoolExecutor(1) as pool, pytest.raises(BadSample) as raised:
+        pool.submit(_raise_bad_sample).result()
+    assert raised.value.reason == Reason.NOT_GEOTIFF and raised.value.sample_id == "y"
+
+
+def _raise_bad_sample():
+    raise BadSample(Reason.NOT_GEOTIFF, "an HTML page", source="/d/y.tif", sample_id="y")
