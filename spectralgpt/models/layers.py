@@ -116,7 +116,7 @@ class Dropout(nn.Module):
     """Element-wise dropout, as `nn.Dropout`: in training each element is zeroed with probability p and the rest
     are scaled by 1 / (1 - p). On a CPU the keep mask is drawn from 16 random bits per element, four elements per
     64-bit draw of torch's generator (so `torch.manual_seed` still fixes it): `bernoulli_` spends one draw per
-    element and was a quarter of the demo's segmentation step. p is rounded to a multiple of 2^-16 there
+    element and took 16-27 % of the demo's segmentation step. p is rounded to a multiple of 2^-16 there
     (0.1 -> 0.100006). Other devices use `F.dropout` (their generators are already fast). No state: it replaces
     `nn.Dropout` without changing a state_dict."""
 
