@@ -137,10 +137,9 @@ class Dropout(nn.Module):
         drop = round(self.p * 65536)  # keep an element when its 16 bits, read as int16, are >= drop - 32768
         words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2**63, 2**63 - 1)
         bits = words.view(torch.int16)[: x.numel()].view(x.shape)
-        keep, scale = (bits >= drop - 32768).to(x.dtype), 65536 / (65536 - drop)
-        if x.dtype in (torch.float32, torch.float64):
-            return x * keep.mul_(scale)
-        return (x * keep).mul_(scale)  # bf16/fp16: scale in fp32 arithmetic, not a rounded factor (1.111 -> 1.109)
+        keep = (bits >= drop - 32768).to(x.dtype)
+        # the factor is a Python float, applied in the op's arithmetic (fp32 for bf16): not rounded to bf16 first
+        return (x * keep).mul_(65536 / (65536 - drop))
 
 
 class DropPath(nn.Module):
