@@ -16,7 +16,6 @@ import argparse
 import datetime
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_step import Peak, cpu_name, load_average, native_bf16  # noqa: E402
+from train_step import Peak, cpu_name, load_average, native_bf16, take_turns  # noqa: E402
 
 
 def explicit(q, k, v):
@@ -52,13 +51,6 @@ class Row:
         for t in self.qkv:
             t.grad = None
 
-    def time_one(self, device: torch.device) -> None:
-        t = time.perf_counter()
-        self.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        self.seconds.append(time.perf_counter() - t)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,9 +73,7 @@ def main() -> None:
                              ("math kernel", kernel(SDPBackend.MATH)), ("explicit softmax", explicit))]
     for row in rows:  # warm-up
         row.step()
-    for i in range(a.steps):
-        for row in rows if i % 2 else rows[::-1]:
-            row.time_one(device)
+    take_turns(rows, a.steps, device)
     peaks = {dt: Peak() for dt in dtypes}
     for dt, peak in peaks.items():
         peak.measure(dt, device, budget_s=1.0)

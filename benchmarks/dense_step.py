@@ -7,8 +7,8 @@ and against larger batches.
     python benchmarks/dense_step.py [--steps 40] [--batches 8 16 32] [--model seg_vit_tiny_patch8_64]
 
 The rows take turns one step at a time (in alternating order), so slow phases of a shared machine hit all rows
-alike; a row's figure is its median step. Element-wise dropout on the head's full-resolution maps needs a random draw per activation: the
-last lines give the share of one step's operator time (torch.profiler) spent drawing the masks, with torch's
+alike; a row's figure is its median step. Element-wise dropout on the head's full-resolution maps needs a random
+draw per activation: the last lines give the share of one step's operator time (torch.profiler) spent drawing the masks, with torch's
 ``nn.Dropout`` (``aten::bernoulli_``, one draw per element) and with ours (``aten::random_``, one 64-bit draw per
 four elements).
 """
@@ -20,7 +20,6 @@ import datetime
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from spectralgpt.models import create_model  # noqa: E402
 from spectralgpt.models.layers import Dropout  # noqa: E402
 from spectralgpt.tasks.segmentation import segmentation_step  # noqa: E402
 from spectralgpt.training.engine import adamw  # noqa: E402
-from train_step import cpu_name, load_average  # noqa: E402
+from train_step import cpu_name, load_average, take_turns  # noqa: E402
 
 
 def with_torch_dropout(model: nn.Module) -> nn.Module:
@@ -67,11 +66,6 @@ class Row:
         loss.backward()
         self.opt.step()
 
-    def time_one(self) -> None:
-        t = time.perf_counter()
-        self.step()
-        self.seconds.append(time.perf_counter() - t)
-
     @property
     def images_per_second(self) -> float:
         return self.batch / statistics.median(self.seconds)
@@ -100,9 +94,7 @@ def main() -> None:
     rows += [Row(a.model, b, 0.0) for b in a.batches[:1]] + [Row(a.model, b, 0.1) for b in a.batches[1:]]
     for row in rows:  # warm-up: allocations, kernel selection
         row.step()
-    for i in range(a.steps):
-        for row in rows if i % 2 else rows[::-1]:
-            row.time_one()
+    take_turns(rows, a.steps, torch.device("cpu"))
     demo = rows[0]
     for row in rows:
         rate = row.images_per_second

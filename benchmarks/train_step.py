@@ -66,9 +66,8 @@ def cpu_name() -> str:
     """The CPU's model name with its family and model numbers (a cloud VM's name is often just "AMD EPYC", and
     figures differ between its generations)."""
     with contextlib.suppress(OSError):
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                    if ":" in line)
-        info = {k.strip(): v.strip() for k, v in info.items()}
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # the first logical CPU's block
+        info = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
         if "model name" in info:
             return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"
     return platform.processor() or platform.machine()
@@ -88,6 +87,17 @@ def load_average() -> str:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def take_turns(rows, steps: int, device: torch.device) -> None:
+    """Time `steps` single steps of every row (each has `step()` and a `seconds` list), the rows taking turns one
+    step at a time in alternating order, so slow phases of a shared machine hit all rows alike; report medians."""
+    for i in range(steps):
+        for row in rows if i % 2 else rows[::-1]:
+            t = time.perf_counter()
+            row.step()
+            sync(device)
+            row.seconds.append(time.perf_counter() - t)
 
 
 def clocks() -> tuple[float, float]:
