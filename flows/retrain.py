@@ -1,5 +1,6 @@
 """Retrain: the scheduled job. Check the data version, let DVC decide what is stale and reproduce it
-(`dvc repro`, every stage nested under one MLflow pipeline run), then apply the promotion policy to each task's
+(`dvc repro`, every stage nested under one MLflow pipeline run; with ``jobs`` > 1 independent stages run side by
+side first, `flows.lanes`), then apply the promotion policy to each task's
 new challenger (a champion scored on an older test set is scored again on the current one first) and report every decision (Prefect artifacts: a table, links to the MLflow pages).
 
 A profile (``params_path`` other than ``params.yaml``, e.g. ``params/base.yaml``) is applied as the workspace's
@@ -31,6 +32,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import check_prefect, params
+from flows.lanes import affected, pipeline, run_lanes
 from spectralgpt.config import TASKS, load_params
 from spectralgpt.io.atomic import atomic_write_bytes, atomic_write_text
 
@@ -262,8 +264,8 @@ def publish_report(version: str, stale: list[str], decisions: list[dict], run_id
 # ------------------------------------------------------------------------------------------------- flow
 
 
-def _retrain(params_path: str, promote: bool, pull: bool, push: bool) -> dict:
-    """The work the lock protects: profile, dvc repro, promotion, push, report."""
+def _retrain(params_path: str, promote: bool, pull: bool, push: bool, jobs: int = 1) -> dict:
+    """The work the lock protects: profile, dvc repro (in `jobs` lanes), promotion, push, report."""
     from spectralgpt.tracking import pipeline_run
     from spectralgpt.tracking.runs import resolve_uri
 
@@ -278,7 +280,13 @@ def _retrain(params_path: str, promote: bool, pull: bool, push: bool) -> dict:
     log.info("data version %s; stale: %s", version, ", ".join(stale) or "nothing")
     with pipeline_run("retrain", {"params": params_path, "stale": stale}, {"data_version": version}, uri=t.uri,
                       experiment=t.experiment, artifacts=t.artifacts) as run:
-        reproduce(pull)
+        if jobs > 1 and stale:
+            if pull:
+                dvc("pull", "--allow-missing")
+            ran = run_lanes(affected(pipeline(), stale), jobs)
+            log.info("%d stage(s) checked in %d lanes: %s", len(ran), jobs, ", ".join(ran))
+            pull = False
+        reproduce(pull)  # the whole pipeline; after the lanes it finds nothing left to do
         decisions = []
         for name in (p.finetune if promote else []):
             rescored = rescore_champion(p, name, t.uri)
@@ -296,9 +304,12 @@ def _retrain(params_path: str, promote: bool, pull: bool, push: bool) -> dict:
 
 @flow(name="retrain")
 def retrain_flow(params_path: str = "params.yaml", promote: bool = True, pull: bool = False, push: bool = False,
-                 wait_seconds: float = DEFAULT_WAIT_SECONDS) -> dict:
+                 wait_seconds: float = DEFAULT_WAIT_SECONDS, jobs: int = 1) -> dict:
     """Reproduce what is stale and promote; skipped (``{"skipped": True, ...}``) when another retrain of this
-    repository still holds the lock after `wait_seconds`."""
+    repository still holds the lock after `wait_seconds`. `jobs` > 1 runs independent stages side by side in that
+    many lanes, sharing the cores (`flows.lanes`); 1 is one `dvc repro`."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     from prefect.runtime import flow_run
 
     log = get_run_logger()
@@ -312,7 +323,7 @@ def retrain_flow(params_path: str = "params.yaml", promote: bool = True, pull: b
         log.warning(reason)
         return {"skipped": True, "reason": reason, "profile": params_path}
     try:
-        return _retrain(params_path, promote, pull, push)
+        return _retrain(params_path, promote, pull, push, jobs)
     finally:
         lock.release()
 
@@ -327,6 +338,8 @@ if __name__ == "__main__":
     ap.add_argument("--push", action="store_true", help="dvc push the new outputs")
     ap.add_argument("--wait-seconds", type=float, default=DEFAULT_WAIT_SECONDS,
                     help="how long to wait for another retrain of this repository before skipping")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run independent stages side by side in this many lanes, sharing the cores (default 1)")
     a = ap.parse_args()
     check_prefect()
-    retrain_flow(a.params, not a.no_promote, a.pull, a.push, a.wait_seconds)
+    retrain_flow(a.params, not a.no_promote, a.pull, a.push, a.wait_seconds, a.jobs)

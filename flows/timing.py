@@ -2,7 +2,8 @@
 
 The demo's own steps are timed with :class:`Stopwatch` (CPU: this process plus the child processes it waited
 for). The DVC stages run in processes that `dvc repro` starts; each `python -m flows.<stage>` appends one JSON line
-(stage, wall seconds since the process started, CPU seconds of the process and its children) to the file named
+(stage, wall seconds since the process started, CPU seconds of the process and its children, its
+``OMP_NUM_THREADS`` when a lane set one) to the file named
 by ``SPECTRALGPT_STAGE_TIMES`` when it exits (:func:`record_at_exit`, called from ``flows/__init__.py``), so the
 demo can print one table of where the time went.
 """
@@ -55,7 +56,7 @@ def record_at_exit() -> None:
 
     def write() -> None:
         row = {"stage": stage_name(sys.argv), "wall_s": round(time.time() - start, 2),
-               "cpu_s": round(cpu_seconds(), 2), "end": time.time()}
+               "cpu_s": round(cpu_seconds(), 2), "end": time.time(), "threads": os.environ.get("OMP_NUM_THREADS")}
         try:
             with open(path, "a", encoding="utf-8") as f:  # one short line per stage: an append is atomic enough
                 f.write(json.dumps(row) + "\n")
@@ -70,6 +71,16 @@ def read_stage_times(path: str | os.PathLike) -> list[dict]:
     if not p.exists():
         return []
     return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def busy_seconds(rows: list[dict]) -> float:
+    """Wall seconds during which at least one of the stages in `rows` ran (stages in parallel lanes overlap)."""
+    spans = sorted((r["end"] - r["wall_s"], r["end"]) for r in rows)
+    total, reach = 0.0, float("-inf")
+    for start, end in spans:
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
 
 
 @dataclass

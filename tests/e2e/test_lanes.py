@@ -1,0 +1,125 @@
+"""`flows.lanes` on a real git + DVC repository in a temporary folder, with small stages that record when they ran
+and with how many threads: independent stages run side by side, each after the stages it reads from, never with
+more threads in all than cores; DVC's dvc.lock ends complete (a second `dvc repro` is a no-op); a change reruns
+only the stages downstream of it; a failing stage stops new starts, is named, and the stages done are kept."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import flow
+
+from flows.lanes import affected, pipeline, run_lanes
+
+STAGE = '''import json, os, sys, time
+name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
+t0 = time.time()
+if os.environ.get("FAIL_STAGE") == name:
+    sys.exit(f"{name}: failing as asked")
+time.sleep(1.0)
+text = name + ":" + "|".join(open(d).read() for d in deps)
+open(out, "w").write(text)
+with open(os.environ["STAGE_LOG"], "a") as f:
+    f.write(json.dumps({"stage": name, "start": t0, "end": time.time(), "threads": os.environ.get("OMP_NUM_THREADS")}) + "\\n")
+'''
+
+# a -> b1, b2, b3; c reads b1 and b2; d is on its own
+DAG = {"a": ["input.txt"], "b1": ["out/a"], "b2": ["out/a"], "b3": ["out/a"], "c": ["out/b1", "out/b2"],
+       "d": ["other.txt"]}
+
+
+def sh(*cmd, cwd, check=True, env=None):
+    return subprocess.run(cmd, cwd=cwd, check=check, text=True, capture_output=True, env=env)
+
+
+def dvc(*args, cwd, check=True):
+    return sh(sys.executable, "-m", "dvc", *args, cwd=cwd, check=check)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    root = tmp_path / "repo"
+    (root / "out").mkdir(parents=True)
+    (root / "stage.py").write_text(STAGE)
+    (root / "input.txt").write_text("one")
+    (root / "other.txt").write_text("two")
+    stages = {name: {"cmd": f"{sys.executable} stage.py {name} out/{name} {' '.join(deps)}",
+                     "deps": ["stage.py", *deps], "outs": [f"out/{name}"]} for name, deps in DAG.items()}
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    sh("git", "init", "-q", cwd=root)
+    dvc("init", "-q", cwd=root)
+    log = tmp_path / "stages.jsonl"
+    monkeypatch.setenv("STAGE_LOG", str(log))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.chdir(root)
+    return root, log
+
+
+def runs(log: Path) -> list[dict]:
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    log.unlink(missing_ok=True)
+    return rows
+
+
+@flow
+def lanes_flow(jobs: int, cpus: int) -> list[str]:
+    stale = sorted(json.loads(dvc("status", "--json", cwd=".").stdout or "{}"))
+    return run_lanes(affected(pipeline(), stale), jobs, cpus)
+
+
+def test_pipeline_and_affected_follow_the_dag(repo):
+    root, _ = repo
+    stages = {s.name: s for s in pipeline(root)}
+    assert set(stages) == set(DAG)
+    assert set(stages["c"].upstream) == {"b1", "b2"} and stages["a"].upstream == () == stages["d"].upstream
+    order = [s.name for s in pipeline(root)]
+    assert all(order.index(u) < order.index(n) for n, s in stages.items() for u in s.upstream)
+    assert [s.name for s in affected(pipeline(root), ["b2"])] == ["b2", "c"]
+    assert {s.name for s in affected(pipeline(root), ["a"])} == {"a", "b1", "b2", "b3", "c"}
+
+
+def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api):
+    root, log = repo
+    done = lanes_flow(jobs=2, cpus=2)
+    rows = {r["stage"]: r for r in runs(log)}
+    assert sorted(done) == sorted(rows) == sorted(DAG)  # every stage ran, once
+    for name, deps in DAG.items():
+        for dep in deps:
+            if dep.startswith("out/"):
+                assert rows[name]["start"] >= rows[dep[4:]]["end"], (name, dep)
+    # two lanes: some stages overlapped, and the threads of the stages running at any moment fit in 2 cores
+    overlaps = [(a, b) for a in rows for b in rows if a < b and rows[a]["start"] < rows[b]["end"]
+                and rows[b]["start"] < rows[a]["end"]]
+    assert overlaps
+    for name, r in rows.items():
+        beside = [rows[o] for o in rows if o != name and rows[o]["start"] < r["end"] and r["start"] < rows[o]["end"]]
+        assert int(r["threads"]) + sum(int(o["threads"]) for o in beside) <= 2 or not beside, (name, r, beside)
+    assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
+    assert "Running stage" not in dvc("repro", cwd=root).stdout  # dvc.lock holds every stage
+
+    (root / "other.txt").write_text("three")  # a change reruns only what is downstream of it
+    lanes_flow(jobs=2, cpus=2)
+    assert [r["stage"] for r in runs(log)] == ["d"]
+    (root / "input.txt").write_text("four")
+    lanes_flow(jobs=2, cpus=2)
+    assert sorted(r["stage"] for r in runs(log)) == ["a", "b1", "b2", "b3", "c"]
+    assert (root / "out/c").read_text() == "c:b1:a:four|b2:a:four"
+    assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
+
+
+def test_a_failing_stage_is_named_and_the_others_are_kept(repo, prefect_api, monkeypatch):
+    root, log = repo
+    monkeypatch.setenv("FAIL_STAGE", "b2")
+    with pytest.raises(RuntimeError, match=r"b2 failed.*not started: .*c"):
+        lanes_flow(jobs=2, cpus=2)
+    ran = {r["stage"] for r in runs(log)}
+    assert "c" not in ran and "b2" not in ran and {"a", "d"} <= ran
+    assert set(json.loads(dvc("status", "--json", cwd=root).stdout)) <= {"b1", "b2", "b3", "c"}
+    monkeypatch.delenv("FAIL_STAGE")
+    lanes_flow(jobs=2, cpus=2)  # resumes: what completed is not run again
+    again = {r["stage"] for r in runs(log)}
+    assert {"b2", "c"} <= again and not again & {"a", "d"}
+    assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
