@@ -40,7 +40,8 @@ def pipeline(root: str | os.PathLike = ".") -> list[Stage]:
 
     with Repo(os.fspath(root)) as repo:
         graph = repo.index.graph  # an edge runs from a stage to each stage whose outputs it depends on
-        order = list(reversed(list(nx.topological_sort(graph))))
+        position = {s: i for i, s in enumerate(repo.index.stages)}  # dvc.yaml's order breaks the ties
+        order = nx.lexicographical_topological_sort(graph.reverse(copy=False), key=position.__getitem__)
         return [Stage(s.addressing, tuple(u.addressing for u in graph.successors(s) if isinstance(u, PipelineStage)))
                 for s in order if isinstance(s, PipelineStage)]
 
@@ -53,6 +54,17 @@ def affected(stages: list[Stage], stale: list[str]) -> list[Stage]:
         if hit.intersection(s.upstream):
             hit.add(s.name)
     return [s for s in stages if s.name in hit]
+
+
+def downstream_depth(stages: list[Stage]) -> dict[str, int]:
+    """How many stages, at most, must still run one after another once each stage is done (its longest chain of
+    dependants among `stages`): the lanes start the stages that hold up the most work first."""
+    depth = {s.name: 0 for s in stages}
+    for s in reversed(stages):  # dependants first
+        for u in s.upstream:
+            if u in depth:
+                depth[u] = max(depth[u], depth[s.name] + 1)
+    return depth
 
 
 def cpu_count() -> int:
@@ -81,19 +93,23 @@ def repro_stage(stage: str, threads: int) -> str:
 
 def run_lanes(stages: list[Stage], jobs: int, cpus: int | None = None) -> list[str]:
     """Run `stages` (pipeline order, as `affected` returns them) in up to `jobs` lanes; returns the stage names
-    in the order they finished. A stage starts once its upstream stages are done and a core is free; it gets an
+    in the order they finished. A stage starts once its upstream stages are done and a core is free (those with
+    the longest chain of dependants first, `downstream_depth`, then in pipeline order); it gets an
     equal share of the cores among the lanes that can be busy (the running stages and the ready ones, at most
     `jobs`), never more than are free. Raises RuntimeError naming the failed stages; the stages that completed
     are kept in dvc.lock."""
     log = get_run_logger()
     cpus = cpus or cpu_count()
     todo = {s.name: s for s in stages}
+    depth = downstream_depth(stages)
+    rank = {s.name: (-depth[s.name], i) for i, s in enumerate(stages)}  # longest chain first, then pipeline order
     done: list[str] = []
     failed: dict[str, BaseException] = {}
     running: dict = {}  # future -> (stage name, threads)
     while todo or running:
         busy = {name for name, _ in running.values()}
-        ready = [] if failed else [n for n, s in todo.items() if not set(s.upstream) & (set(todo) | busy)]
+        ready = [] if failed else sorted((n for n, s in todo.items() if not set(s.upstream) & (set(todo) | busy)),
+                                         key=rank.__getitem__)
         while ready and len(running) < jobs:
             free = cpus - sum(t for _, t in running.values())
             if free < 1:

@@ -1,5 +1,5 @@
 """`dvc repro` of the whole tiny pipeline in a temporary git + DVC repository, driven by the retrain flow
-(Prefect's test harness, a real SQLite MLflow store): every stage runs, four task models are registered and
+(Prefect's test harness, a real SQLite MLflow store): every stage runs (the first time in two lanes), four task models are registered and
 promoted, a second run is a no-op, a parameter change re-runs only the stages that depend on it, new pixels
 (same files, same count) retrain everything into new model versions, and new test labels re-run only that
 task's evaluation, whose score promotion refuses to compare with a champion scored on other data."""
@@ -53,7 +53,7 @@ def repo(prefect_api, tmp_path_factory):
     try:
         from flows.retrain import retrain_flow
 
-        result = retrain_flow("params.yaml")
+        result = retrain_flow("params.yaml", jobs=2)  # the first run in two lanes, as `make demo` runs it
         yield root, uri, result
     finally:
         os.chdir(before[0])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prefect import flow
 
-from flows.lanes import affected, pipeline, run_lanes
+from flows.lanes import affected, downstream_depth, pipeline, run_lanes
 
 STAGE = '''import json, os, sys, time
 name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -77,6 +77,8 @@ def test_pipeline_and_affected_follow_the_dag(repo):
     assert set(stages["c"].upstream) == {"b1", "b2"} and stages["a"].upstream == () == stages["d"].upstream
     order = [s.name for s in pipeline(root)]
     assert all(order.index(u) < order.index(n) for n, s in stages.items() for u in s.upstream)
+    assert order == ["a", "b1", "b2", "b3", "c", "d"]  # dvc.yaml's order where the DAG leaves a choice
+    assert downstream_depth(pipeline(root)) == {"a": 2, "b1": 1, "b2": 1, "b3": 0, "c": 0, "d": 0}
     assert [s.name for s in affected(pipeline(root), ["b2"])] == ["b2", "c"]
     assert {s.name for s in affected(pipeline(root), ["a"])} == {"a", "b1", "b2", "b3", "c"}
 
