@@ -3,8 +3,9 @@ side by side, up to `jobs` at a time, each as ``dvc repro --single-item <stage>`
 done, as DVC's guide to parallel stage execution describes. DVC still decides per stage whether it is stale and
 writes dvc.lock; the stages to consider are the stale ones (``dvc status``) and everything downstream of them,
 nothing else can have changed. Lanes never share the cores: a stage launched beside others gets
-``OMP_NUM_THREADS = cpus // lanes`` (two 1-thread fine-tunings on 2 cores train 1.5x faster than one with
-2 threads after the other, 4 threads on 2 cores 3x slower), one launched alone gets every core.
+``OMP_NUM_THREADS = cpus // lanes`` (on 2 cores two 1-thread runs of the demo's classifier step train x1.23 as
+fast together as one 2-thread run, two 2-thread runs x0.58: `benchmarks/lanes.py`), one launched alone gets every
+core.
 
 DVC releases its repository lock while a stage's command runs and keeps read/write locks on the stage's
 dependencies and outputs, so stages that write different outputs can run at once; ``--wait-for-lock`` makes a

@@ -19,7 +19,7 @@ name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
 t0 = time.time()
 if os.environ.get("FAIL_STAGE") == name:
     sys.exit(f"{name}: failing as asked")
-time.sleep(1.0)
+time.sleep(0.5)
 text = name + ":" + "|".join(open(d).read() for d in deps)
 open(out, "w").write(text)
 with open(os.environ["STAGE_LOG"], "a") as f:
@@ -98,17 +98,14 @@ def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api):
     assert overlaps
     for name, r in rows.items():
         beside = [rows[o] for o in rows if o != name and rows[o]["start"] < r["end"] and r["start"] < rows[o]["end"]]
-        assert int(r["threads"]) + sum(int(o["threads"]) for o in beside) <= 2 or not beside, (name, r, beside)
+        assert int(r["threads"]) + sum(int(o["threads"]) for o in beside) <= 2, (name, r, beside)
     assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
     assert "Running stage" not in dvc("repro", cwd=root).stdout  # dvc.lock holds every stage
 
     (root / "other.txt").write_text("three")  # a change reruns only what is downstream of it
     lanes_flow(jobs=2, cpus=2)
     assert [r["stage"] for r in runs(log)] == ["d"]
-    (root / "input.txt").write_text("four")
-    lanes_flow(jobs=2, cpus=2)
-    assert sorted(r["stage"] for r in runs(log)) == ["a", "b1", "b2", "b3", "c"]
-    assert (root / "out/c").read_text() == "c:b1:a:four|b2:a:four"
+    assert (root / "out/c").read_text() == "c:b1:a:one|b2:a:one"
     assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
 
 

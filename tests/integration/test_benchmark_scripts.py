@@ -48,3 +48,9 @@ def test_attention_step_prints_every_kernel_against_the_flash_one():
     for row in ("flash kernel float32", "math kernel float32", "explicit softmax float32"):
         assert row in out
     assert "vs flash kernel float32" in out
+
+
+def test_lanes_compares_one_process_with_two_sharing_the_cores():
+    out = bench("lanes.py", "--steps", "1", "--batch", "2")
+    assert "one stage at a time" in out and "two lanes, cores shared" in out and "oversubscribed" in out
+    assert out.count("img/s") == 3
