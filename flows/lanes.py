@@ -76,19 +76,25 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def stream_dvc(*args: str, env: dict | None = None) -> int:
+    """Run ``python -m dvc <args>`` with its output lines in the current Prefect run's log (progress bars stay in
+    the stages' own logs); returns its exit code."""
+    log = get_run_logger()
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, **(env or {})})
+    for line in proc.stdout:
+        if line.strip() and "%|" not in line:
+            log.info(line.rstrip())
+    return proc.wait()
+
+
 @task(cache_policy=NO_CACHE, task_run_name="repro-{stage}")
 def repro_stage(stage: str, threads: int) -> str:
     """``dvc repro --single-item <stage>`` with `threads` threads; its output goes to this task's log."""
-    log = get_run_logger()
-    env = {**os.environ, THREADS_ENV: str(threads)}
-    cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
-    log.info("%s (%s=%d)", " ".join(cmd[2:]), THREADS_ENV, threads)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    for line in proc.stdout:
-        if line.strip() and "%|" not in line:  # progress bars stay in the stage's own logs
-            log.info(line.rstrip())
-    if proc.wait():
-        raise RuntimeError(f"dvc repro --single-item {stage} failed with exit code {proc.returncode}")
+    args = ("--wait-for-lock", "repro", "--single-item", stage)
+    get_run_logger().info("dvc %s (%s=%d)", " ".join(args), THREADS_ENV, threads)
+    if code := stream_dvc(*args, env={THREADS_ENV: str(threads)}):
+        raise RuntimeError(f"dvc repro --single-item {stage} failed with exit code {code}")
     return stage
 
 
@@ -108,8 +114,8 @@ def run_lanes(stages: list[Stage], jobs: int, cpus: int | None = None) -> list[s
     failed: dict[str, BaseException] = {}
     running: dict = {}  # future -> (stage name, threads)
     while todo or running:
-        busy = {name for name, _ in running.values()}
-        ready = [] if failed else sorted((n for n, s in todo.items() if not set(s.upstream) & (set(todo) | busy)),
+        waiting = set(todo) | {name for name, _ in running.values()}  # not done yet
+        ready = [] if failed else sorted((n for n, s in todo.items() if not waiting.intersection(s.upstream)),
                                          key=rank.__getitem__)
         while ready and len(running) < jobs:
             free = cpus - sum(t for _, t in running.values())

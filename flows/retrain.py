@@ -32,7 +32,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import check_prefect, params
-from flows.lanes import affected, pipeline, run_lanes
+from flows.lanes import affected, pipeline, run_lanes, stream_dvc
 from spectralgpt.config import TASKS, load_params
 from spectralgpt.io.atomic import atomic_write_bytes, atomic_write_text
 
@@ -170,16 +170,10 @@ def stale_stages() -> list[str]:
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=30)
 def reproduce(pull: bool) -> None:
-    log = get_run_logger()
     if pull:
         dvc("pull", "--allow-missing")
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=os.environ.copy())
-    for line in proc.stdout:
-        if line.strip() and "%|" not in line:  # progress bars stay in the stage logs
-            log.info(line.rstrip())
-    if proc.wait():
-        raise RuntimeError(f"dvc repro failed with exit code {proc.returncode}; the completed stages are kept "
+    if code := stream_dvc("repro"):
+        raise RuntimeError(f"dvc repro failed with exit code {code}; the completed stages are kept "
                            "(run the retrain flow or `dvc repro` again to resume)")
 
 
