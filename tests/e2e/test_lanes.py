@@ -122,3 +122,13 @@ def test_a_failing_stage_is_named_and_the_others_are_kept(repo, prefect_api, mon
     again = {r["stage"] for r in runs(log)}
     assert {"b2", "c"} <= again and not again & {"a", "d"}
     assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
+
+
+def test_retrain_refuses_fewer_than_one_lane(repo, prefect_api):
+    from flows.retrain import retrain_flow
+
+    root, log = repo
+    before = (root / "dvc.yaml").read_text()
+    with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
+        retrain_flow("params.yaml", jobs=0)
+    assert runs(log) == [] and (root / "dvc.yaml").read_text() == before and not (root / "dvc.lock").exists()
