@@ -17,17 +17,24 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: venv test test-all demo ui plots bench lint clean
 
-# `make demo` installs what the pipeline needs; `make test` adds the test extras (pytest, moto, dask, dvc-s3, ...),
-# about 30 s more on 2 cores
+# `make demo` installs what the pipeline needs; `make test` adds the test extras (pytest, moto, dask, dvc-s3, ...).
+# torch comes first, through pip, so that pip's own configuration picks the build (an index for CUDA or CPU
+# wheels, a local wheel); the other ~200 packages (MLflow, Prefect, DVC and theirs) through uv, which resolves,
+# downloads, unpacks and byte-compiles them in parallel (on 2 cores 23 s where pip takes 80), or through pip
+# where uv cannot. Byte-compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set, a stage process would
+# otherwise compile its ~5,000 imported modules again every time (8 s each on 2 cores).
+TORCH_REQ = $(shell $(PYTHON) -c 'import re, tomllib; 	deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; 	print(next(d for d in deps if re.match(r"torch\s*[<>=!~]", d)))')
+INSTALL = $(PY) -m uv pip install -q --compile-bytecode --python $(PY) -e $(1) || $(PY) -m pip install -q -e $(1)
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q uv "$(TORCH_REQ)"
+	$(call INSTALL,.)
 	rm -f $(TEST_STAMP)
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e ".[test]"
+	$(call INSTALL,".[test]")
 	touch $(TEST_STAMP)
 
 venv: $(TEST_STAMP)
