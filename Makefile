@@ -23,7 +23,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # downloads, unpacks and byte-compiles them in parallel (on 2 cores 23 s where pip takes 80), or through pip
 # where uv cannot. Byte-compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set, a stage process would
 # otherwise compile its ~5,000 imported modules again every time (8 s each on 2 cores).
-TORCH_REQ = $(shell $(PYTHON) -c 'import re, tomllib; 	deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; 	print(next(d for d in deps if re.match(r"torch\s*[<>=!~]", d)))')
+TORCH_REQ = $(shell $(PYTHON) -c 'import re, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+	print(next(d for d in deps if re.match(r"torch\s*[<>=!~]", d)))')
 INSTALL = $(PY) -m uv pip install -q --compile-bytecode --python $(PY) -e $(1) || $(PY) -m pip install -q -e $(1)
 
 $(STAMP): pyproject.toml

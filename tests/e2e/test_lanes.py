@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prefect import flow
 
-from flows.lanes import affected, downstream_depth, pipeline, run_lanes
+from flows.lanes import affected, critical_path, pipeline, run_lanes
 
 STAGE = '''import json, os, sys, time
 name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -26,9 +26,10 @@ with open(os.environ["STAGE_LOG"], "a") as f:
     f.write(json.dumps({"stage": name, "start": t0, "end": time.time(), "threads": os.environ.get("OMP_NUM_THREADS")}) + "\\n")
 '''
 
-# a -> b1, b2, b3; c reads b1 and b2; d is on its own
+# a -> b1, b2, b3; c reads b1 and b2; d is on its own; b3 declares itself the long one (`meta: {seconds: 30}`)
 DAG = {"a": ["input.txt"], "b1": ["out/a"], "b2": ["out/a"], "b3": ["out/a"], "c": ["out/b1", "out/b2"],
        "d": ["other.txt"]}
+SECONDS = {"b3": 30}
 
 
 def sh(*cmd, cwd, check=True, env=None):
@@ -48,6 +49,8 @@ def repo(tmp_path, monkeypatch):
     (root / "other.txt").write_text("two")
     stages = {name: {"cmd": f"{sys.executable} stage.py {name} out/{name} {' '.join(deps)}",
                      "deps": ["stage.py", *deps], "outs": [f"out/{name}"]} for name, deps in DAG.items()}
+    for name, seconds in SECONDS.items():
+        stages[name]["meta"] = {"seconds": seconds}
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     sh("git", "init", "-q", cwd=root)
     dvc("init", "-q", cwd=root)
@@ -78,7 +81,8 @@ def test_pipeline_and_affected_follow_the_dag(repo):
     order = [s.name for s in pipeline(root)]
     assert all(order.index(u) < order.index(n) for n, s in stages.items() for u in s.upstream)
     assert order == ["a", "b1", "b2", "b3", "c", "d"]  # dvc.yaml's order where the DAG leaves a choice
-    assert downstream_depth(pipeline(root)) == {"a": 2, "b1": 1, "b2": 1, "b3": 0, "c": 0, "d": 0}
+    # the work on the longest chain from each stage: its own seconds (1 without a hint) and its longest dependant's
+    assert critical_path(pipeline(root)) == {"a": 31, "b1": 2, "b2": 2, "b3": 30, "c": 1, "d": 1}
     assert [s.name for s in affected(pipeline(root), ["b2"])] == ["b2", "c"]
     assert {s.name for s in affected(pipeline(root), ["a"])} == {"a", "b1", "b2", "b3", "c"}
 
@@ -92,6 +96,7 @@ def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api):
         for dep in deps:
             if dep.startswith("out/"):
                 assert rows[name]["start"] >= rows[dep[4:]]["end"], (name, dep)
+    assert rows["b3"]["start"] < rows["b2"]["start"]  # the longest chain of work first, not dvc.yaml's order
     # two lanes: some stages overlapped, and the threads of the stages running at any moment fit in 2 cores
     overlaps = [(a, b) for a in rows for b in rows if a < b and rows[a]["start"] < rows[b]["end"]
                 and rows[b]["start"] < rows[a]["end"]]
@@ -132,3 +137,14 @@ def test_retrain_refuses_fewer_than_one_lane(repo, prefect_api):
     with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
         retrain_flow("params.yaml", jobs=0)
     assert runs(log) == [] and (root / "dvc.yaml").read_text() == before and not (root / "dvc.lock").exists()
+
+
+@pytest.mark.parametrize("seconds", ["soon", -5, True])
+def test_a_stage_s_run_time_hint_must_be_seconds(repo, seconds):
+    root, _ = repo
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())
+    spec["stages"]["b1"]["meta"] = {"seconds": seconds}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.raises(ValueError, match=r"stage b1: meta.seconds must be a number of seconds >= 0 .*got "):
+        pipeline(root)
+    assert dvc("status", "--json", cwd=root).returncode == 0  # DVC itself accepts any meta
