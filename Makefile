@@ -29,7 +29,7 @@ INSTALL = $(PY) -m uv pip install -q --compile-bytecode --python $(PY) -e $(1) |
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q uv "$(TORCH_REQ)"
+	$(PY) -m pip install -q uv "$(TORCH_REQ)" || $(PY) -m pip install -q "$(TORCH_REQ)"
 	$(call INSTALL,.)
 	rm -f $(TEST_STAMP)
 	touch $(STAMP)
