@@ -19,6 +19,12 @@ name, out, deps = sys.argv[1], sys.argv[2], sys.argv[3:]
 t0 = time.time()
 if os.environ.get("FAIL_STAGE") == name:
     sys.exit(f"{name}: failing as asked")
+meet = os.environ.get("STAGE_MEET", "").split(",")  # these stages wait (up to 30 s) until all of them have started
+if name in meet:
+    here = os.environ["STAGE_MEET_DIR"]
+    open(os.path.join(here, name), "w").close()
+    while time.time() - t0 < 30 and not all(os.path.exists(os.path.join(here, m)) for m in meet):
+        time.sleep(0.05)
 time.sleep(0.5)
 text = name + ":" + "|".join(open(d).read() for d in deps)
 open(out, "w").write(text)
@@ -87,8 +93,12 @@ def test_pipeline_and_affected_follow_the_dag(repo):
     assert {s.name for s in affected(pipeline(root), ["a"])} == {"a", "b1", "b2", "b3", "c"}
 
 
-def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api):
+def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api, monkeypatch, tmp_path):
     root, log = repo
+    # a and d are the two stages ready at the start: each waits until the other has started, so they overlap
+    # however slowly the machine starts DVC, and only if two lanes really run them at once (else a waits 30 s alone)
+    monkeypatch.setenv("STAGE_MEET", "a,d")
+    monkeypatch.setenv("STAGE_MEET_DIR", str(tmp_path))
     done = lanes_flow(jobs=2, cpus=2)
     rows = {r["stage"]: r for r in runs(log)}
     assert sorted(done) == sorted(rows) == sorted(DAG)  # every stage ran, once
@@ -100,13 +110,14 @@ def test_stages_run_side_by_side_in_order_within_the_cores(repo, prefect_api):
     # two lanes: some stages overlapped, and the threads of the stages running at any moment fit in 2 cores
     overlaps = [(a, b) for a in rows for b in rows if a < b and rows[a]["start"] < rows[b]["end"]
                 and rows[b]["start"] < rows[a]["end"]]
-    assert overlaps
+    assert ("a", "d") in overlaps and all(rows[m]["end"] - rows[m]["start"] < 25 for m in "ad")  # they met in time
     for name, r in rows.items():
         beside = [rows[o] for o in rows if o != name and rows[o]["start"] < r["end"] and r["start"] < rows[o]["end"]]
         assert int(r["threads"]) + sum(int(o["threads"]) for o in beside) <= 2, (name, r, beside)
     assert dvc("status", "--json", cwd=root).stdout.strip() in ("{}", "")
     assert "Running stage" not in dvc("repro", cwd=root).stdout  # dvc.lock holds every stage
 
+    monkeypatch.delenv("STAGE_MEET")
     (root / "other.txt").write_text("three")  # a change reruns only what is downstream of it
     lanes_flow(jobs=2, cpus=2)
     assert [r["stage"] for r in runs(log)] == ["d"]
