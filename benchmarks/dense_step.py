@@ -1,8 +1,9 @@
 """Images/second of the demo's segmentation fine-tuning step (seg_vit_tiny_patch8_64: forward, per-pixel
 cross-entropy through the task's own step function, backward, the engine's fused AdamW), side by side in one run:
 the demo's settings (batch 8, ``dense_dropout: 0.1`` with the heads' own element-wise dropout,
-`spectralgpt.models.layers.Dropout`) against torch's ``nn.Dropout`` in its place, against no dense-head dropout,
-and against larger batches.
+`spectralgpt.models.layers.Dropout`) against torch's ``nn.Dropout`` in its place, against the levels' fusion as
+published (each level resized to the finest, all concatenated, then the 1x1 conv; ours projects each level first
+and resizes after, `UPerHead.fused`: the same map), against no dense-head dropout, and against larger batches.
 
     python benchmarks/dense_step.py [--steps 40] [--batches 8 16 32] [--model seg_vit_tiny_patch8_64]
 
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,15 +46,26 @@ def with_torch_dropout(model: nn.Module) -> nn.Module:
     return model
 
 
+def stacked_fusion(head: nn.Module, outs: list[torch.Tensor]) -> torch.Tensor:
+    """The published fusion, which `UPerHead.fused` computes without the full-resolution stack."""
+    size = outs[0].shape[-2:]
+    resized = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs[1:]]
+    return head.fuse(torch.cat([outs[0], *resized], dim=1))
+
+
 class Row:
-    def __init__(self, model_name: str, batch: int, dropout: float, torch_dropout: bool = False):
+    def __init__(self, model_name: str, batch: int, dropout: float, torch_dropout: bool = False,
+                 stacked: bool = False):
         torch.manual_seed(0)
         kind = " (torch's nn.Dropout)" if torch_dropout else " (ours)" if dropout else ""
-        self.label = f"batch {batch:>2}, dense_dropout {dropout}{kind}"
+        self.label = f"batch {batch:>2}, dense_dropout {dropout}{kind}" + (", fusion as published" if stacked else "")
         self.batch = batch
         self.model = create_model(model_name, drop_path_rate=0.1, dense_dropout=dropout).train()
         if torch_dropout:
             with_torch_dropout(self.model)
+        if stacked:
+            head = self.model.decode_head
+            head.fused = lambda outs: stacked_fusion(head, outs)
         self.opt = adamw(self.model.parameters(), 1e-3, (0.9, 0.999), torch.device("cpu"))
         size, classes = self.model.cfg.img_size, self.model.cfg.num_classes
         self.data = {"image": torch.randn(batch, self.model.cfg.num_bands, size, size),
@@ -90,7 +103,8 @@ def main() -> None:
     a = ap.parse_args()
     print(f"{datetime.date.today()}  {cpu_name()}, {torch.get_num_threads()} threads  torch {torch.__version__}  "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}  load average {load_average()}")
-    rows = [Row(a.model, a.batches[0], 0.1), Row(a.model, a.batches[0], 0.1, torch_dropout=True)]
+    rows = [Row(a.model, a.batches[0], 0.1), Row(a.model, a.batches[0], 0.1, torch_dropout=True),
+            Row(a.model, a.batches[0], 0.1, stacked=True)]
     rows += [Row(a.model, b, 0.0) for b in a.batches[:1]] + [Row(a.model, b, 0.1) for b in a.batches[1:]]
     for row in rows:  # warm-up: allocations, kernel selection
         row.step()
@@ -98,7 +112,7 @@ def main() -> None:
     demo = rows[0]
     for row in rows:
         rate = row.images_per_second
-        print(f"  {row.label:<47} {rate:6.1f} img/s   x{rate / demo.images_per_second:.2f} vs {demo.label}")
+        print(f"  {row.label:<58} {rate:6.1f} img/s   x{rate / demo.images_per_second:.2f} vs {demo.label}")
     for row, op in ((rows[1], "aten::bernoulli_"), (demo, "aten::random_")):
         print(f"{row.label}: {100 * op_share(row, op):.0f} % of a step's operator time in {op} (dropout masks)")
     print(f"(load average now {load_average()})")

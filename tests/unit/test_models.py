@@ -82,6 +82,26 @@ def test_tiny_heads_shapes():
     assert create_model("cd_vit_tiny_patch8_64")(x, x.flip(0)).shape == (2, 2, 64, 64)
 
 
+def test_dense_fusion_equals_the_published_concatenation():
+    """The head fuses its four levels by projecting each before resizing it (`UPerHead.fused`): the same map, and
+    the same gradients, as resizing all to the finest level, concatenating and applying the 1x1 conv, as published."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    head = create_model("seg_vit_tiny_patch8_64", num_classes=5, dense_dropout=0.1).decode_head.eval()  # no dropout
+    levels = [torch.randn(2, 32, 64 // s, 64 // s, requires_grad=True) for s in (1, 2, 4, 8)]
+    fused = head.fused(levels)
+    size = levels[0].shape[-2:]
+    stacked = torch.cat([levels[0], *(F.interpolate(o, size=size, mode="bilinear", align_corners=False)
+                                      for o in levels[1:])], dim=1)
+    published = head.fuse(stacked)
+    assert fused.shape == (2, 32, 64, 64) and torch.allclose(fused, published, atol=1e-5)
+    probe = torch.randn_like(fused)
+    ours = torch.autograd.grad((fused * probe).sum(), [*levels, head.fuse[0].weight])
+    theirs = torch.autograd.grad((published * probe).sum(), [*levels, head.fuse[0].weight])
+    assert all((a - b).abs().max() <= 1e-5 * b.abs().max() for a, b in zip(ours, theirs))  # fp32 rounding
+
+
 def test_change_detector_sees_only_the_difference():
     model = create_model("cd_vit_tiny_patch8_64").eval()
     a, b = torch.rand(1, 12, 64, 64), torch.rand(1, 12, 64, 64)
