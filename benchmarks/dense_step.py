@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,6 +31,7 @@ from torch import nn  # noqa: E402
 
 from spectralgpt.models import create_model  # noqa: E402
 from spectralgpt.models.layers import Dropout  # noqa: E402
+from spectralgpt.models.reference import stacked_fusion  # noqa: E402
 from spectralgpt.tasks.segmentation import segmentation_step  # noqa: E402
 from spectralgpt.training.engine import adamw  # noqa: E402
 from train_step import cpu_name, load_average, take_turns  # noqa: E402
@@ -44,13 +44,6 @@ def with_torch_dropout(model: nn.Module) -> nn.Module:
             if isinstance(child, Dropout):
                 setattr(parent, name, nn.Dropout(child.p))
     return model
-
-
-def stacked_fusion(head: nn.Module, outs: list[torch.Tensor]) -> torch.Tensor:
-    """The published fusion, which `UPerHead.fused` computes without the full-resolution stack."""
-    size = outs[0].shape[-2:]
-    resized = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs[1:]]
-    return head.fuse(torch.cat([outs[0], *resized], dim=1))
 
 
 class Row:

@@ -4,11 +4,15 @@ It exists to check the fast model (`SpectralMAE`) and as the baseline of `benchm
 over all tokens, position tables gathered after masking, separate q/k/v matmuls with an explicit softmax, the
 loss written with explicit reshapes, fp32. Its parameter names equal the fast model's, so one state dict
 loads into both. Do not use it for training.
+
+`stacked_fusion` restates the published dense head's fusion of its pyramid levels the same way, for
+`UPerHead.fused` (tests/unit/test_models.py, benchmarks/dense_step.py).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spectralgpt.models.config import ModelConfig
@@ -140,3 +144,11 @@ class ReferenceMAE(nn.Module):
         p3 = pred.reshape(b, T, L, v).sum(dim=1)
         loss3 = ((p3 - t3) ** 2).mean(dim=-1).mean()
         return loss1 + c.spectral_loss_weight * loss3, pred, mask
+
+
+def stacked_fusion(head: nn.Module, outs: list[torch.Tensor]) -> torch.Tensor:
+    """The published fusion of a `UPerHead`'s levels (finest first): every level resized to the finest,
+    concatenated as channels, then `head.fuse` (1x1 conv, norm, activation)."""
+    size = outs[0].shape[-2:]
+    resized = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs[1:]]
+    return head.fuse(torch.cat([outs[0], *resized], dim=1))

@@ -85,16 +85,13 @@ def test_tiny_heads_shapes():
 def test_dense_fusion_equals_the_published_concatenation():
     """The head fuses its four levels by projecting each before resizing it (`UPerHead.fused`): the same map, and
     the same gradients, as resizing all to the finest level, concatenating and applying the 1x1 conv, as published."""
-    import torch.nn.functional as F
+    from spectralgpt.models.reference import stacked_fusion
 
     torch.manual_seed(0)
     head = create_model("seg_vit_tiny_patch8_64", num_classes=5, dense_dropout=0.1).decode_head.eval()  # no dropout
     levels = [torch.randn(2, 32, 64 // s, 64 // s, requires_grad=True) for s in (1, 2, 4, 8)]
     fused = head.fused(levels)
-    size = levels[0].shape[-2:]
-    stacked = torch.cat([levels[0], *(F.interpolate(o, size=size, mode="bilinear", align_corners=False)
-                                      for o in levels[1:])], dim=1)
-    published = head.fuse(stacked)
+    published = stacked_fusion(head, levels)
     assert fused.shape == (2, 32, 64, 64) and torch.allclose(fused, published, atol=1e-5)
     probe = torch.randn_like(fused)
     ours = torch.autograd.grad((fused * probe).sum(), [*levels, head.fuse[0].weight])
