@@ -20,6 +20,11 @@ against fp16). On a CPU, `cpu-time` repeats the utilisation with both sides coun
 second (all threads' CPU time added) instead of per wall second: time lost to other programs on a loaded machine
 then counts on neither side, while threads spinning idle at the step's synchronisation points still count.
 
+With --profile each row's step is then profiled by operator, and its operator time split into the GEMMs, the
+attention kernels, the optimizer step and everything else; the line after the table gives the utilisation the
+step would reach if everything else took no time. That is the bound the GEMM, attention and optimizer kernels
+alone put on a row: a target above it cannot be met by fusing or removing the other operators.
+
 On a CPU shared with other busy programs, compare runs with OMP_WAIT_POLICY unset and =PASSIVE: under libgomp's
 default policy the worker threads of every small parallel operator can be woken late (README, "One MAE training
 step": on a busy 2-core AMD EPYC the base step reached 34-43 % of the peak per CPU second unset, 56-66 % with
@@ -47,18 +52,21 @@ from spectralgpt.models.reference import ReferenceMAE  # noqa: E402
 from spectralgpt.training.engine import adamw  # noqa: E402
 
 
-def mae_step_flops(cfg, batch: int, mask_ratio: float) -> float:
-    """Matmul FLOPs of forward + backward (3x forward) of one MAE step."""
+def mae_step_flops(cfg, batch: int, mask_ratio: float, attention_only: bool = False) -> float:
+    """Matmul FLOPs of forward + backward (3x forward) of one MAE step; with `attention_only` those of the
+    attention's two products (QK^T and AV) alone."""
     n, keep = cfg.num_tokens, int(cfg.num_tokens * (1 - mask_ratio))
 
     def blocks(tokens, dim, depth):  # q/k/v/proj + MLP matmuls, then QK^T and AV
-        return depth * (8 * tokens * dim**2 + 4 * cfg.mlp_ratio * tokens * dim**2 + 4 * tokens**2 * dim)
+        attention = 4 * tokens**2 * dim
+        return depth * (attention if attention_only else
+                        8 * tokens * dim**2 + 4 * cfg.mlp_ratio * tokens * dim**2 + attention)
 
-    fwd = 2 * keep * cfg.patch_dim * cfg.embed_dim
-    fwd += blocks(keep, cfg.embed_dim, cfg.depth)
-    fwd += 2 * keep * cfg.embed_dim * cfg.decoder_embed_dim
-    fwd += blocks(n, cfg.decoder_embed_dim, cfg.decoder_depth)
-    fwd += 2 * n * cfg.decoder_embed_dim * cfg.patch_dim
+    fwd = blocks(keep, cfg.embed_dim, cfg.depth) + blocks(n, cfg.decoder_embed_dim, cfg.decoder_depth)
+    if not attention_only:
+        fwd += 2 * keep * cfg.patch_dim * cfg.embed_dim
+        fwd += 2 * keep * cfg.embed_dim * cfg.decoder_embed_dim
+        fwd += 2 * n * cfg.decoder_embed_dim * cfg.patch_dim
     return 3 * fwd * batch
 
 
@@ -213,15 +221,50 @@ def build_rows(name: str, device: torch.device, args, bf16_row: bool) -> list[Ro
     return rows
 
 
-def profile_table(row: Row, x: torch.Tensor, mask_ratio: float, top: int = 15) -> str:
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm", "aten::_addmm_activation"}
+
+
+def kernel_bound(events, step_flops: float, attention_flops: float, peak: float, cuda: bool) -> str:
+    """Where one profiled step's operator time goes, in the three parts no operator fusion removes (the GEMMs, the
+    attention kernels, the optimizer step), each GEMM part's FLOP rate against the peak, and the utilisation the
+    step would reach if everything else took no time: the bound these kernels put on the row's target."""
+    self_key, total_key = ("self_device_time_total", "device_time_total") if cuda else \
+        ("self_cpu_time_total", "cpu_time_total")
+    parts = {"GEMMs": 0.0, "attention": 0.0, "optimizer": 0.0, "everything else": 0.0}
+    for e in events:
+        if e.key.startswith("Optimizer.step#"):  # a range: its operators' time, all of it optimizer work
+            parts["optimizer"] += getattr(e, total_key)
+            parts["everything else"] -= getattr(e, total_key)
+        part = "GEMMs" if e.key in GEMM_OPS else "attention" if e.key.startswith("aten::") and "attention" in e.key \
+            else "everything else"
+        parts[part] += getattr(e, self_key)
+    s = {k: max(v, 0.0) / 1e6 for k, v in parts.items()}  # microseconds -> seconds
+    # an explicit softmax attention (the official step) runs its two products as GEMMs: then they count there
+    rates = {"GEMMs": step_flops - attention_flops, "attention": attention_flops} if s["attention"] else \
+        {"GEMMs": step_flops}
+    shown = ", ".join(f"{k} {v * 1e3:.0f} ms" + (f" ({100 * rates[k] / v / peak:.0f} % of the peak)"
+                                                 if k in rates and v > 0 else "") for k, v in s.items())
+    kernels = s["GEMMs"] + s["attention"] + s["optimizer"]
+    bound = f"{100 * step_flops / kernels / peak:.0f} %" if kernels > 0 else "n/a"
+    return (f"  where its {sum(s.values()) * 1e3:.0f} ms of operator time go: {shown}\n"
+            f"  with everything else taking no time the step would reach {bound} of the peak: the bound these GEMM, "
+            f"attention and optimizer kernels put on it")
+
+
+def profile_table(row: Row, x: torch.Tensor, mask_ratio: float, peak: float, top: int = 15) -> str:
     from torch.profiler import ProfilerActivity, profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if x.device.type == "cuda" else [])
+    cuda = x.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
         row.step(x, mask_ratio)
         sync(x.device)
-    key = "self_cuda_time_total" if x.device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=60)
+    events = prof.key_averages()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    cfg, batch = row.model.cfg, x.shape[0]
+    bound = kernel_bound(events, mae_step_flops(cfg, batch, mask_ratio),
+                         mae_step_flops(cfg, batch, mask_ratio, attention_only=True), peak, cuda)
+    return f"{events.table(sort_by=key, row_limit=top, max_name_column_width=60)}\n{bound}"
 
 
 def check_flash(device: torch.device, cfg) -> str:
@@ -313,7 +356,8 @@ def main() -> None:
         if args.profile:
             for row in rows:
                 if not row.failed:
-                    print(f"\n{row.label}: one step by operator (self time)\n{profile_table(row, x, args.mask_ratio)}")
+                    print(f"\n{row.label}: one step by operator (self time)\n"
+                          f"{profile_table(row, x, args.mask_ratio, peaks[row.precision].wall)}")
 
 
 if __name__ == "__main__":

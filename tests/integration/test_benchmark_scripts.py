@@ -27,6 +27,16 @@ def test_train_step_prints_each_row_against_its_measured_peak_and_the_official_s
     assert "failed" not in out
 
 
+def test_train_step_profile_splits_each_rows_time_and_bounds_its_utilisation():
+    out = bench("train_step.py", "--configs", "mae_vit_tiny_patch8_64:2", "--steps", "1", "--rounds", "1",
+                "--bf16", "off", "--profile")
+    for row in ("official fp32", "ours fp32"):
+        assert f"{row}: one step by operator (self time)" in out
+    assert out.count("of operator time go: GEMMs") == 2 and out.count("with everything else taking no time") == 2
+    ours = out.split("ours fp32: one step by operator")[1]
+    assert "attention" in ours and "% of the peak), optimizer" in ours  # flash attention has its own part
+
+
 def test_train_step_compiled_rows_run():
     """torch.compile rows (Inductor builds C++ on a CPU): they once failed at their first timed step."""
     if shutil.which("c++") is None:
