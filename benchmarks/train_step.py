@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -226,12 +227,16 @@ GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addb
 
 def kernel_bound(events, step_flops: float, attention_flops: float, peak: float, cuda: bool) -> str:
     """Where one profiled step's operator time goes, in the three parts no operator fusion removes (the GEMMs, the
-    attention kernels, the optimizer step), each GEMM part's FLOP rate against the peak, and the utilisation the
-    step would reach if everything else took no time: the bound these kernels put on the row's target."""
+    attention kernels, the optimizer step) and the rest; the GEMMs' and the attention's FLOP rates against the peak;
+    and the utilisation the step would reach if the rest took no time: the bound these kernels put on the row's
+    target. On CUDA an operator's time is that of the kernels it launched (the kernels' own rows are skipped, they
+    would count twice)."""
     self_key, total_key = ("self_device_time_total", "device_time_total") if cuda else \
         ("self_cpu_time_total", "cpu_time_total")
     parts = {"GEMMs": 0.0, "attention": 0.0, "optimizer": 0.0, "everything else": 0.0}
     for e in events:
+        if e.device_type != DeviceType.CPU:  # a CUDA kernel or a range's GPU-side copy
+            continue
         if e.key.startswith("Optimizer.step#"):  # a range: its operators' time, all of it optimizer work
             parts["optimizer"] += getattr(e, total_key)
             parts["everything else"] -= getattr(e, total_key)
