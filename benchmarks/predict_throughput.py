@@ -106,16 +106,17 @@ def main() -> None:
             p = Predictor.load(mdir, args.device)  # fp32: the naive loop and the exact batched path
             fast = Predictor.load(mdir, args.device, precision="auto")  # bf16 autocast where the hardware has it
             t = p.size
+            out = {kind: tmp / f"{name}-{kind}.tif" for kind in ("batched", "fast", "naive")}  # predict never overwrites
             for q in (p, fast):
                 q.forward(q.prepare(np.ones((1, 12, t, t), np.uint16)))  # warm-up
-            n_b, dt_b, mem_b, rss_b = measure(lambda p=p: predict_scene(
-                p, scene, tmp / "batched.tif", overlap=args.overlap, batch_size=args.batch_size, resume=False,
+            n_b, dt_b, mem_b, rss_b = measure(lambda p=p, o=out["batched"]: predict_scene(
+                p, scene, o, overlap=args.overlap, batch_size=args.batch_size, resume=False,
                 progress=False).tiles_computed)
-            n_f, dt_f, _, _ = measure(lambda q=fast: predict_scene(
-                q, scene, tmp / "fast.tif", overlap=args.overlap, batch_size=args.batch_size, resume=False,
+            n_f, dt_f, _, _ = measure(lambda q=fast, o=out["fast"]: predict_scene(
+                q, scene, o, overlap=args.overlap, batch_size=args.batch_size, resume=False,
                 progress=False).tiles_computed)
-            n_n, dt_n, mem_n, rss_n = measure(lambda p=p: naive(p, scene, tmp / "naive.tif", args.naive_tiles))
-            with rasterio.open(tmp / "batched.tif") as a, rasterio.open(tmp / "fast.tif") as b:
+            n_n, dt_n, mem_n, rss_n = measure(lambda p=p, o=out["naive"]: naive(p, scene, o, args.naive_tiles))
+            with rasterio.open(out["batched"]) as a, rasterio.open(out["fast"]) as b:
                 agree = float((a.read(1) == b.read(1)).mean())
             mpx = t * t / 1e6
             rb, rf, rn = n_b / dt_b, n_f / dt_f, n_n / dt_n

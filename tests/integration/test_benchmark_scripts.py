@@ -64,3 +64,11 @@ def test_lanes_compares_one_process_with_two_sharing_the_cores():
     out = bench("lanes.py", "--steps", "1", "--batch", "2")
     assert "one stage at a time" in out and "two lanes, cores shared" in out and "oversubscribed" in out
     assert out.count("img/s") == 3
+
+
+def test_predict_throughput_runs_every_model_on_one_scene():
+    """Both default models predict the same scene: each writes its own outputs (predict refuses to overwrite one)."""
+    out = bench("predict_throughput.py", "--size", "256", "--batch-size", "4", "--naive-tiles", "2")
+    for name in ("seg_vit_tiny_patch8_64", "seg_vit_small_patch8_128"):
+        assert f"{name} (tile " in out
+    assert out.count("speed-up vs naive") == 2
