@@ -72,3 +72,20 @@ def test_predict_throughput_runs_every_model_on_one_scene():
     for name in ("seg_vit_tiny_patch8_64", "seg_vit_small_patch8_128"):
         assert f"{name} (tile " in out
     assert out.count("speed-up vs naive") == 2
+
+
+def test_data_throughput_compares_per_file_reads_with_shards():
+    out = bench("data_throughput.py", "--n", "32", "--workers", "1", "--batch", "8")
+    assert "(b) shards + batched aug in the loader" in out and "(c)'s loader alone" in out and "ratio" in out
+
+
+def test_pretrain_throughput_compares_the_real_run_with_the_model_only_step():
+    out = bench("pretrain_throughput.py", "--model", "mae_vit_tiny_patch8_64", "--batch", "4", "--steps", "2",
+                "--images", "32", "--workers", "1")
+    assert "real run from shards" in out and "data loading costs" in out and "DDP: 1 process" in out
+
+
+def test_dvc_scale_times_loose_files_against_tars(tmp_path):
+    out = bench("dvc_scale.py", "--n", "100", "--members", "25", "--tmp", str(tmp_path))
+    for op in ("| add |", "| status |", "| push |", "| listing |"):
+        assert op in out
