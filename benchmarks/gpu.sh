@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# The GPU figures in README.md, on a one-GPU machine with the project's dependencies installed:
+# The GPU figures in README.md, on a one-GPU machine whose Python has PyTorch (a CUDA build):
 #
 #     bash benchmarks/gpu.sh [OUT_DIR] [steps...]     # steps: smi tests train data pretrain predict (default: all)
 #
-# Each step's output is also written to OUT_DIR/<step>.txt.
+# Each step's output is also written to OUT_DIR/<step>.txt. The steps import only part of the project's
+# dependencies (no MLflow, Prefect or DVC): beyond what a PyTorch GPU image has (numpy, pandas, pyarrow, matplotlib,
+# torchmetrics, safetensors, PyYAML, pytest), pydantic and rasterio with theirs. Where that machine cannot install
+# them, fetch their wheels here first, at this environment's versions, for its Python (3.12 unless GPU_PYTHON says):
+#
+#     bash benchmarks/gpu.sh --wheels                 # -> .whl/ (git-ignored, ~40 MB)
+#
+# and take .whl/ along: the run installs what it finds there into a scratch folder first (nothing else changes).
 set -u
+py=${PYTHON:-python3}
+wheels=${WHEELS:-.whl}
+if [ "${1:-}" = "--wheels" ]; then
+  here=${PYTHON:-.venv/bin/python}
+  pins=$("$here" -c 'from importlib.metadata import version as v
+for n in ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "rasterio",
+          "affine", "cligj", "click-plugins"):
+    print(f"{n}=={v(n)}")') || exit 1
+  # shellcheck disable=SC2086 # one argument per pin
+  exec "$here" -m pip download -q --no-deps --only-binary=:all: --python-version "${GPU_PYTHON:-3.12}" \
+    --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$wheels" $pins
+fi
 out=${1:-gpu-results}
 shift || true
 steps=${*:-smi tests train data pretrain predict}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-py=${PYTHON:-python3}
+if compgen -G "$wheels/*.whl" >/dev/null; then
+  site=$(mktemp -d)
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$wheels"/*.whl || exit 1
+  export PYTHONPATH="$PYTHONPATH:$site"  # ahead of the machine's site-packages, which stay untouched
+  echo "=== installed into $site: $(cd "$wheels" && ls -- *.whl | tr '\n' ' ')"
+fi
 run() {  # run NAME COMMAND...: print and keep the output, go on after a failure
   local name=$1
   shift
