@@ -8,13 +8,17 @@
 # torchmetrics, safetensors, PyYAML, pytest), pydantic and rasterio with theirs. Where that machine cannot install
 # them, fetch their wheels here first, at this environment's versions, for its Python (3.12 unless GPU_PYTHON says):
 #
-#     bash benchmarks/gpu.sh --wheels                 # -> .whl/ (git-ignored, ~40 MB)
+#     bash benchmarks/gpu.sh --wheels                 # -> .whl/ (git-ignored, ~37 MB; WHEELS=DIR elsewhere)
 #
 # and take .whl/ along: the run installs what it finds there into a scratch folder first (nothing else changes).
 set -u
 py=${PYTHON:-python3}
 wheels=${WHEELS:-.whl}
 if [ "${1:-}" = "--wheels" ]; then
+  if compgen -G "$wheels/*.whl" >/dev/null; then  # two versions of one package would stop the install there
+    echo "$wheels already holds wheels: remove them first (or set WHEELS to another folder)" >&2
+    exit 2
+  fi
   here=${PYTHON:-.venv/bin/python}
   pins=$("$here" -c 'from importlib.metadata import version as v
 for n in ("pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions", "rasterio",
