@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,17 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"reference material not found at {REFERENCE}")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """`benchmark_script("serve_load")` imports benchmarks/serve_load.py as a module, once per session; it stays in
+    sys.modules, where the dataclasses of a module loaded from a path look their module up."""
+    def load(name: str):
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        return sys.modules[name]
+    return load

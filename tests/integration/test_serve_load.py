@@ -2,24 +2,9 @@
 good requests under concurrent load, every bad request refused with a 4xx and a clear message, no URL fetched,
 and the server still answering afterwards (~40 s on 2 cores, most of it the server's start)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bounded_load_and_abuse_of_the_served_model(tmp_path, monkeypatch):
+def test_bounded_load_and_abuse_of_the_served_model(tmp_path, monkeypatch, benchmark_script):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    report = _bench().run(clients=2, duration=2.0, batch=2, max_requests=50, workdir=tmp_path)
+    report = benchmark_script("serve_load").run(clients=2, duration=2.0, batch=2, max_requests=50, workdir=tmp_path)
     load = report["load"]
     assert load["errors"] == 0 and load["requests"] > 0, load["error_samples"]
     assert load["p50_ms"] <= load["p99_ms"]

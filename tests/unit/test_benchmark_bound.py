@@ -3,25 +3,15 @@ optimizer step, the rest) and the utilisation it would reach if the rest took no
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from torch.autograd import DeviceType
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def train_step():
-    spec = importlib.util.spec_from_file_location("benchmarks_train_step", ROOT / "benchmarks" / "train_step.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+@pytest.fixture
+def train_step(benchmark_script):
+    return benchmark_script("train_step")
 
 
 def event(key: str, self_us: float, total_us: float | None = None, device=DeviceType.CPU, cuda: bool = False):
